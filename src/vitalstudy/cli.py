@@ -1,0 +1,49 @@
+"""The ``vitalstudy`` command: one subcommand per stage.
+
+Subcommand modules are imported only when chosen, so ``vitalstudy --help`` stays fast (no torch
+import). Each module provides ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from vitalstudy.errors import VitalStudyError
+
+# name -> (module, one-line help). Stage modules live beside the code they drive.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "check-config": ("vitalstudy.config", "validate a config file and print the resolved config"),
+    "index": ("vitalstudy.data.cli", "list a run's source images with their class and pool"),
+    "references": ("vitalstudy.references.cli", "select reference images for targets (stage 1)"),
+}
+
+
+def build_parser(load: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vitalstudy", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == load:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if a in SUBCOMMANDS), None)
+    args = build_parser(load=chosen).parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except VitalStudyError as exc:
+        print(f"vitalstudy {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""User studies: specs, blinded forms, the collection server, response ingestion and scoring."""
