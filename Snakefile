@@ -10,9 +10,11 @@ min_version("9.0")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/references.smk"
+include: "workflow/rules/generate.smk"
 
 
 rule all:
     input:
         references_outputs(),
+        generation_outputs(),
     default_target: True

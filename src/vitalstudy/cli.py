@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("vitalstudy.config", "validate a config file and print the resolved config"),
     "index": ("vitalstudy.data.cli", "list a run's source images with their class and pool"),
     "references": ("vitalstudy.references.cli", "select reference images for targets (stage 1)"),
+    "generate": ("vitalstudy.fv.generate_cli", "generate feature visualizations for a batch of targets (stage 2)"),
+    "bench": ("vitalstudy.fv.bench_cli", "measure generation throughput per batch size and pick the fastest"),
 }
 
 
