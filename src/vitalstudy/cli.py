@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("vitalstudy.config", "validate a config file and print the resolved config"),
     "index": ("vitalstudy.data.cli", "list a run's source images with their class and pool"),
     "references": ("vitalstudy.references.cli", "select reference images for targets (stage 1)"),
+    "forms": ("vitalstudy.study.forms_cli", "build a study's blinded forms, answer key and codebook (stage 4)"),
+    "serve": ("vitalstudy.study.forms_cli", "host a study's forms and collect submissions into SQLite"),
 }
 
 

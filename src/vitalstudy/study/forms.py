@@ -234,9 +234,9 @@ class Builder:
     def add_section(self, section: Section) -> None:
         rng = random.Random(f"{self.spec.seed}:{section.section_id}")
         if section.type == "demographics":
-            for q in section.questions:
+            for number, q in enumerate(section.questions, 1):
                 self.questions.append(self._question(
-                    section, f"demographics.{q['id']}", len(self.questions) + 1, None, q["prompt"],
+                    section, f"demographics.{q['id']}", number, None, q["prompt"],
                     None, [{"field": "value", "kind": "choice", "options": q["options"], "required": False}],
                     [], False, required=False,
                 ))
@@ -357,6 +357,7 @@ def write_forms(spec: StudySpec, run_dir: Path, study_dir: Path, scorer: ScorerF
     }
     for name, text in texts.items():
         (staging / name).write_text(text)
+    private_dir.mkdir(parents=True, exist_ok=True)
     key_tmp = private_dir / "answer_key.json.partial"
     key_tmp.write_text(json.dumps(answer_key, indent=2) + "\n")
     forms_dir = study_dir / "forms"

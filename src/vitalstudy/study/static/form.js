@@ -122,10 +122,11 @@
       });
   }
 
+  var known = {};
+  meta.questions.forEach(function (q) { known[q.question_id] = true; });
   form.addEventListener("change", function (e) {
-    var name = e.target.name || "";
-    var qid = name.split(":")[0];
-    if (qid) timings[qid] = Date.now() - shownAt;
+    var qid = (e.target.name || "").split(":")[0];
+    if (known[qid]) timings[qid] = Date.now() - shownAt;
   });
 
   form.addEventListener("click", function (e) {
