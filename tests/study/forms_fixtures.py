@@ -10,6 +10,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 from PIL import Image, PngImagePlugin
 
@@ -94,8 +95,8 @@ def full_spec(**overrides) -> dict:
     return spec
 
 
-def write_spec(root: Path, spec: dict) -> Path:
-    path = root / "study" / spec["study_id"] / "study.yaml"
+def write_spec(root: Path, spec: dict, directory: str = "teststudy") -> Path:
+    path = root / "study" / directory / "study.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
@@ -104,7 +105,7 @@ def write_spec(root: Path, spec: dict) -> Path:
 def brightness_scorer(target: str, meta: dict):
     """A stand-in for the model: mean of the red channel, so the ranking is known in advance."""
     def score(images):
-        return [sum(px[0] for px in im.getdata()) / (im.width * im.height) for im in images]
+        return [float(np.asarray(im)[..., 0].mean()) for im in images]
     return score
 
 

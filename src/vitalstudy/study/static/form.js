@@ -80,7 +80,7 @@
   function payload() {
     submissionId = submissionId || uuid4();
     return {
-      format: "vitalstudy.response/1", submission_id: submissionId, study_id: meta.study_id,
+      format: meta.format, submission_id: submissionId, study_id: meta.study_id,
       manifest_version: meta.manifest_version, subset: meta.subset, participant_id: pid.value.trim(),
       prolific: prolific, started_at: startedAt, submitted_at: isoNow(), answers: answers(),
       timings_ms: timings
