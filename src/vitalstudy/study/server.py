@@ -114,6 +114,10 @@ class StudyServer(ThreadingHTTPServer):
         self.completion_url = completion_url
         self.max_bytes = max_bytes
 
+    def server_close(self) -> None:
+        super().server_close()
+        self.store.conn.close()
+
 
 class Handler(BaseHTTPRequestHandler):
     server: StudyServer
