@@ -69,7 +69,8 @@ def _two_afc(q: dict) -> str:
     )
     confidence = q["fields"][1]
     return (
-        f'<div class="row">{visuals}</div><div class="queries">{figures}</div>'
+        f'<p class="caption">What the unit responds to:</p><div class="row">{visuals}</div>'
+        f'<p class="caption">Which photo makes it respond more?</p><div class="queries">{figures}</div>'
         f'<p>How confident are you?</p>{_likert(q["question_id"] + ":confidence", confidence)}'
     )
 

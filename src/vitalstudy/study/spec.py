@@ -28,6 +28,13 @@ DEFAULT_PROMPTS = {
     "free_label": "Describe the image with a word or a short phrase.",
     "two_afc": "Which of the two images activates the unit shown by the visualizations more strongly?",
 }
+DEFAULT_TITLES = {
+    "likert_word": "Images and words",
+    "likert_references": "Images and reference photos",
+    "free_label": "Describe the image",
+    "two_afc": "Which photo fits?",
+    "demographics": "About you (optional)",
+}
 DEFAULT_ASSIGNMENT = {
     "likert_word": "all",
     "likert_references": "all",
@@ -125,7 +132,7 @@ def _section(raw: dict, index: int, spec_methods: tuple[str, ...], fv_seed: int)
     base = dict(
         section_id=raw.get("id", kind),
         type=kind,
-        title=raw.get("title", kind.replace("_", " ").capitalize()),
+        title=raw.get("title", DEFAULT_TITLES[kind]),
         instructions=raw.get("instructions", ""),
     )
     if kind == "demographics":
