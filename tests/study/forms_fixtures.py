@@ -46,7 +46,8 @@ def make_run(root: Path, methods=METHODS, targets=None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (80, 60), (i * 20, 100, 255 - i * 20)).save(path, quality=90)
         naturals.append({"image_id": f"img{i:02d}", "path": str(path), "wnid": "n07920052",
-                         "class_index": 967, "source": "folder", "split": "none", "pool": "both"})
+                         "class_index": 967, "source": "folder", "split": "none",
+                         "pool": "reference" if i < 3 else "metric"})
     (run / "00_index").mkdir(parents=True)
     with (run / "00_index" / "images.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(naturals[0]))

@@ -19,9 +19,9 @@ from pathlib import Path
 from string import ascii_lowercase
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.study.forms_queries import ScorerFactory, rank_images, read_index
+from vitalstudy.study.forms_queries import ScorerFactory, query_candidates, rank_images, read_index
 from vitalstudy.study.forms_stimuli import Source, StimulusBank, blinding_key
-from vitalstudy.study.spec import Section, StudySpec
+from vitalstudy.study.spec import Section, StudySpec, load_spec
 
 FIXED_COLUMNS = ("participant_id", "subset", "started_at", "submitted_at")
 CONFIDENCE = {"min": 1, "max": 3, "labels": {"1": "not confident", "3": "very confident"}}
@@ -45,26 +45,29 @@ def section_order(spec: StudySpec) -> list[Section]:
     return sorted(spec.sections, key=lambda s: 2 if s.type == "demographics" else rank[s.latin])
 
 
-def missing_inputs(spec: StudySpec, run_dir: Path) -> list[str]:
-    """Every file the spec needs that the run did not produce, as 'section: path' lines."""
-    missing = []
+def required_inputs(spec: StudySpec, run_dir: Path) -> list[tuple[Section, Path]]:
+    """Every run file the spec reads, with the section that needs it."""
+    needed = []
     for section in spec.sections:
         if section.type == "demographics":
             continue
         seeds = spec.seeds if section.type == "two_afc" else (section.fv_seed,)
         for target in section.targets:
-            for method in section.methods:
-                for seed in seeds:
-                    path = fv_path(run_dir, spec.model, method, target, seed)
-                    if not path.exists():
-                        missing.append(f"section '{section.section_id}': {path}")
-            refs = references_path(run_dir, spec.model, target)
-            if section.type == "likert_references" and not refs.exists():
-                missing.append(f"section '{section.section_id}': {refs}")
-        index = run_dir / "00_index" / "images.csv"
-        if section.type == "two_afc" and not index.exists():
-            missing.append(f"section '{section.section_id}': {index}")
-    return missing
+            needed += [
+                (section, fv_path(run_dir, spec.model, method, target, seed))
+                for method in section.methods
+                for seed in seeds
+            ]
+            if section.type in ("likert_references", "two_afc"):
+                needed.append((section, references_path(run_dir, spec.model, target)))
+        if section.type == "two_afc":
+            needed.append((section, run_dir / "00_index" / "images.csv"))
+    return needed
+
+
+def study_inputs(spec_path: str | Path, run_dir: str | Path) -> list[str]:
+    """The run files a study's forms depend on, for the workflow's DAG."""
+    return sorted({str(p) for _, p in required_inputs(load_spec(spec_path), Path(run_dir))})
 
 
 @dataclass
@@ -199,14 +202,14 @@ class Builder:
             if self.scorer is None:
                 raise VitalStudyError(f"{self.spec.where(section)}: 2AFC queries need a model to rank images")
             refs_file = references_path(self.run_dir, self.spec.model, target)
-            used = {r["image_id"] for r in json.loads(refs_file.read_text())["references"]} if refs_file.exists() else set()
-            rows = [r for r in read_index(self.run_dir) if r["image_id"] not in used]
+            used = {r["image_id"] for r in json.loads(refs_file.read_text())["references"]}
+            rows = query_candidates(read_index(self.run_dir), used)
             pool = section.query_pool
             needed = 2 * pool + (section.references if section.catch_trials else 0)
             if len(rows) < needed:
                 raise VitalStudyError(
                     f"{self.spec.where(section)}: target {target} needs {needed} natural images in "
-                    f"{self.run_dir / '00_index' / 'images.csv'} besides its references, found {len(rows)}; "
+                    f"{self.run_dir / '00_index' / 'images.csv'} that may serve as queries, found {len(rows)}; "
                     f"lower query_pool / references or index more images"
                 )
             ranked = rank_images(rows, self.scorer(target, self.target_meta(target)))
@@ -311,7 +314,7 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
 
 def build_manifest(spec: StudySpec, run_dir: Path, private_dir: Path, scorer: ScorerFactory | None):
     """Plan the whole study in memory: (manifest, answer key, stimulus bank)."""
-    missing = missing_inputs(spec, run_dir)
+    missing = [f"section '{s.section_id}': {p}" for s, p in required_inputs(spec, run_dir) if not p.exists()]
     if missing:
         raise VitalStudyError(
             f"{spec.path}: the run {run_dir} lacks files this study needs "

@@ -6,11 +6,10 @@ Both subcommands share this module: ``run`` dispatches on ``args.command``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
-
-from vitalstudy.errors import VitalStudyError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--spec", required=True, type=Path, help="study/<id>/study.yaml (or its directory)")
         parser.add_argument("--run", required=True, type=Path, help="the run directory, results/<run>")
         parser.add_argument("--out", type=Path, help="study output directory (default: <run>/04_study/<study_id>)")
+        parser.add_argument("--model-weights", default="{}",
+                            help="JSON model name -> local state-dict file (the config's models.weights)")
         return
     parser.add_argument("--forms", required=True, type=Path, help="a built forms/ directory")
     parser.add_argument("--db", required=True, type=Path, help="SQLite database (created when absent)")
@@ -41,10 +42,7 @@ def _forms(args) -> int:
     if any(s.type == "two_afc" for s in spec.sections):
         from vitalstudy.study.forms_queries import model_scorer
 
-        try:
-            scorer = model_scorer(spec.model)
-        except ImportError as exc:
-            raise VitalStudyError(f"{spec.path}: two_afc needs the model registry to rank query images: {exc}") from None
+        scorer = model_scorer(spec.model, json.loads(args.model_weights).get(spec.model))
     manifest = write_forms(spec, args.run, out, scorer)
     print(f"{out / 'forms'}: {len(manifest['questions'])} questions, subsets {manifest['subsets'] or 'none'}, "
           f"manifest {manifest['manifest_version']}")

@@ -3,14 +3,15 @@
 Zimmermann et al. (2021) ask which of two natural images activates a unit more: one drawn from the
 unit's most activating images, one from its least. Ranking needs the model; it is injected as a
 ``score(images) -> list[float]`` callable per target so the selection logic is testable without one.
-The target's own reference images are left out: FVs were matched to them, so querying with them
-would favour methods that use references.
+The target's own reference images are left out where the index allows: FVs were matched to them,
+so querying with them would favour methods that use references.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
 
 from PIL import Image
@@ -19,6 +20,15 @@ from vitalstudy.errors import VitalStudyError
 
 Score = Callable[[list[Image.Image]], list[float]]
 ScorerFactory = Callable[[str, dict], Score]  # (target id, stage-1 target object) -> score
+
+
+def query_candidates(rows: Sequence[dict], references: set[str]) -> list[dict]:
+    """Index rows that may serve as queries for a target with these reference image ids.
+
+    Reference-only images never do; the target's own references only when the index marks them
+    `both` (a class with a single image, as in the offline demo, has nothing else to offer).
+    """
+    return [r for r in rows if r["pool"] != "reference" and (r["image_id"] not in references or r["pool"] == "both")]
 
 
 def read_index(run_dir: Path) -> list[dict]:
@@ -43,36 +53,33 @@ def rank_images(rows: Sequence[dict], score: Score, batch: int = 32) -> list[dic
     return [rows[i] for i in order]
 
 
-def model_scorer(model_name: str) -> ScorerFactory:
-    """Scores from the model registry: the class logit, or a channel's spatial mean activation."""
-    import torch
+def model_scorer(model_name: str, weights: str | None = None) -> ScorerFactory:
+    """Scores from the model registry: the class logit, or a channel's spatial mean activation.
 
-    from vitalstudy.models import get_spec, load_model
+    The model is loaded on first use, so a study whose inputs are incomplete fails on that first.
+    """
 
-    spec = get_spec(model_name)
-    model = load_model(model_name, weights=None)
-    modules = dict(model.named_modules())
+    @cache
+    def loaded():
+        from vitalstudy.models import get_spec, load_model
+
+        return get_spec(model_name), load_model(model_name, weights=weights)
 
     def for_target(target: str, meta: dict) -> Score:
-        layer, _, channel = target.rpartition("_c")
-        is_class = meta.get("kind") == "class"
-
         def score(images: list[Image.Image]) -> list[float]:
+            import torch
+
+            from vitalstudy.models.features import capture_outputs, channel_means
+
+            spec, model = loaded()
             batch = torch.stack([spec.preprocess(im) for im in images])
-            if is_class:
-                index = int(meta["class_index"])
-                with torch.no_grad():
-                    return model(batch)[:, index].tolist()
-            if layer not in modules:
-                raise VitalStudyError(f"target {target}: model {model_name} has no layer '{layer}'")
-            captured = []
-            handle = modules[layer].register_forward_hook(lambda m, i, o: captured.append(o))
-            try:
-                with torch.no_grad():
+            with torch.no_grad():
+                if meta.get("kind") == "class":
+                    return model(batch)[:, int(meta["class_index"])].tolist()
+                layer, _, channel = target.rpartition("_c")
+                with capture_outputs(model, [layer]) as captured:
                     model(batch)
-            finally:
-                handle.remove()
-            return captured[0][:, int(channel)].flatten(1).mean(1).tolist()
+                return channel_means(captured[layer])[:, int(channel)].tolist()
 
         return score
 
