@@ -1,4 +1,5 @@
-"""A tiny run directory and a study spec covering every section type, built inside the tests.
+"""A tiny run directory and a study spec covering every section type, built inside the tests;
+and the headless Chromium the browser tests share.
 
 The FV PNGs deliberately carry text chunks naming their method and target, so the blinding tests
 can check that re-encoding strips them.
@@ -8,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image, PngImagePlugin
 
@@ -19,6 +22,9 @@ METHODS = ["vital", "fourier", "maco", "deepinversion"]
 CLASSES = {"n07920052": ("espresso", 967), "n02123159": ("tiger cat", 282), "n11939491": ("daisy", 985)}
 NEURONS = ["layer4.2_c1935", "layer4.2_c485"]
 N_NATURAL = 12
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _png(path: Path, color: tuple[int, int, int], text: dict | None = None, size=(64, 64)) -> None:
@@ -138,3 +144,18 @@ def answer_all(manifest: dict, subset: str | None) -> dict:
         else:
             answers[q["question_id"]] = q["fields"][0]["options"][0]
     return answers
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: run scripts/ensure-browser.sh (installs Debian's chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

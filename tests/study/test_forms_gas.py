@@ -9,8 +9,7 @@ import csv
 import re
 
 import pytest
-from forms_fixtures import build
-from test_browser import browser  # noqa: F401 - the shared Chromium fixture
+from forms_fixtures import browser, build  # noqa: F401 - browser is a fixture
 
 pytestmark = pytest.mark.browser
 
