@@ -19,6 +19,8 @@ from pathlib import Path
 from string import ascii_lowercase
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.study.forms_gas import apps_script, item_title
+from vitalstudy.study.forms_html import render_pages
 from vitalstudy.study.forms_queries import ScorerFactory, query_candidates, rank_images, read_index
 from vitalstudy.study.forms_stimuli import Source, StimulusBank, blinding_key
 from vitalstudy.study.spec import Section, StudySpec, load_spec
@@ -126,14 +128,15 @@ def fields_for(section: Section) -> list[dict]:
     }[section.type]
 
 
-def item_title(question: dict, field_name: str) -> str:
-    """Google Form item title and export column header: the question id is always bracketed."""
-    qid = question["question_id"]
-    if field_name == "confidence":
-        return f"Q{question['number']}. How confident are you? [{qid}:confidence]"
-    if question["type"] == "demographics":
-        return f"{question['prompt']} [{qid}]"
-    return f"Q{question['number']}. {question['prompt']} [{qid}]"
+def question(section: Section, question_id: str, number: int, *, prompt: str, fields: list[dict],
+             subset: str | None = None, word: str | None = None, stimuli: list[dict] = (),
+             catch: bool = False, required: bool = True) -> dict:
+    """A manifest question (contracts.md, manifest.json)."""
+    return {
+        "question_id": question_id, "section_id": section.section_id, "type": section.type,
+        "number": number, "subset": subset, "prompt": prompt, "word": word, "fields": fields,
+        "stimuli": list(stimuli), "catch": catch, "required": required,
+    }
 
 
 @dataclass
@@ -240,10 +243,9 @@ class Builder:
         rng = random.Random(f"{self.spec.seed}:{section.section_id}")
         if section.type == "demographics":
             for number, q in enumerate(section.questions, 1):
-                self.questions.append(self._question(
-                    section, f"demographics.{q['id']}", number, None, q["prompt"],
-                    None, [{"field": "value", "kind": "choice", "options": q["options"], "required": False}],
-                    [], False, required=False,
+                field_ = {"field": "value", "kind": "choice", "options": q["options"], "required": False}
+                self.questions.append(question(
+                    section, f"demographics.{q['id']}", number, prompt=q["prompt"], fields=[field_], required=False
                 ))
             return
         # 2AFC: the more activating query is "A" in half of the questions, in shuffled order.
@@ -269,18 +271,11 @@ class Builder:
                 stimuli = [self.fv(slot.method, slot.target, section.fv_seed)]
             word = label if section.type == "likert_word" else None
             prompt = section.prompt.replace("{word}", word or "")
-            self.questions.append(self._question(
-                section, qid, slot.number, slot.subset, prompt, word, fields_for(section), stimuli, slot.catch
+            self.questions.append(question(
+                section, qid, slot.number, subset=slot.subset, prompt=prompt, word=word,
+                fields=fields_for(section), stimuli=stimuli, catch=slot.catch,
             ))
             self.key[qid] = {**key, "catch": slot.catch}
-
-    def _question(self, section, qid, number, subset, prompt, word, fields, stimuli, catch, required=True):
-        return {
-            "question_id": qid, "section_id": section.section_id, "type": section.type,
-            "number": number, "subset": subset, "prompt": prompt, "word": word, "fields": fields,
-            "stimuli": stimuli, "catch": catch, "required": required,
-        }
-
 
 def manifest_version(spec: StudySpec, bank: StimulusBank) -> str:
     hashes = sorted(hashlib.sha256(data).hexdigest() for data in bank.files.values())
@@ -344,9 +339,6 @@ def build_manifest(spec: StudySpec, run_dir: Path, private_dir: Path, scorer: Sc
 
 def write_forms(spec: StudySpec, run_dir: Path, study_dir: Path, scorer: ScorerFactory | None = None) -> dict:
     """Build and write the bundle; the old ``forms/`` is replaced only once the new one is complete."""
-    from vitalstudy.study.forms_gas import apps_script
-    from vitalstudy.study.forms_html import render_pages
-
     private_dir = study_dir / "private"
     manifest, answer_key, bank = build_manifest(spec, run_dir, private_dir, scorer)
     staging = study_dir / ".forms.partial"

@@ -2,7 +2,7 @@
 
 The script is generated data, not logic: a JSON description of pages and items plus a short fixed
 interpreter (``static/google_form.gs``). Item titles carry the question id in brackets (see
-``forms.item_title``) so a Google Forms CSV export maps back through the codebook. Images are read
+``item_title``) so a Google Forms CSV export maps back through the codebook. Images are read
 from a Drive folder holding the uploaded ``stimuli/`` files, by their blinded names.
 """
 
@@ -11,10 +11,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vitalstudy.study.forms import item_title
 from vitalstudy.study.forms_html import visible
 
 INTERPRETER = Path(__file__).parent / "static" / "google_form.gs"
+
+
+def item_title(question: dict, field_name: str) -> str:
+    """Google Form item title and export column header: the question id is always bracketed."""
+    qid = question["question_id"]
+    if field_name == "confidence":
+        return f"Q{question['number']}. How confident are you? [{qid}:confidence]"
+    if question["type"] == "demographics":
+        return f"{question['prompt']} [{qid}]"
+    return f"Q{question['number']}. {question['prompt']} [{qid}]"
 
 
 def _items(question: dict) -> list[dict]:
