@@ -9,6 +9,8 @@ import os
 import shutil
 import sqlite3
 import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,28 @@ def test_opened_from_disk_offers_a_json_download(browser, bundle, tmp_path):
     assert validate(data, manifest) and data["participant_id"] == "offline-7" and data["subset"] == "3"
     assert "Please send this file" in page.inner_text("#done")
     context.close()
+
+
+def test_on_a_static_host_without_server_the_answers_can_be_downloaded(browser, bundle, tmp_path):
+    forms, manifest = bundle
+    handler = partial(SimpleHTTPRequestHandler, directory=str(forms))
+    static = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=static.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        context = browser.new_context(accept_downloads=True)
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{static.server_address[1]}/subset-1.html")
+        page.fill("#participant_id", "static-1")
+        complete_form(page, tmp_path, shots=False)
+        button = page.locator("#status button")
+        button.wait_for()
+        assert "could not be stored here (501)" in page.inner_text("#status")
+        with page.expect_download() as download:
+            button.click()
+        saved = tmp_path / "response.json"
+        download.value.save_as(saved)
+        assert validate(json.loads(saved.read_text()), manifest)["participant_id"] == "static-1"
+        context.close()
+    finally:
+        static.shutdown()
+        static.server_close()

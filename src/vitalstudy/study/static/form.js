@@ -103,6 +103,13 @@
     finish("Your answers were saved as " + a.download + ". Please send this file to the researchers.");
   }
 
+  function offerDownload(data, message) {
+    status.textContent = message + " ";
+    var b = document.createElement("button");
+    b.type = "button"; b.textContent = "Download answers"; b.onclick = function () { download(data); };
+    status.appendChild(b);
+  }
+
   function submit() {
     var data = payload();
     if (!/^https?:$/.test(window.location.protocol)) { download(data); return; }
@@ -110,16 +117,13 @@
     fetch("api/submit", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(data)})
       .then(function (r) {
         if (r.ok) { window.location.href = "complete?submission=" + encodeURIComponent(data.submission_id); return; }
-        return r.json().then(function (body) {
-          status.textContent = (r.status === 409 ? "This participant ID has already taken part. " : "Not accepted: ") + (body.error || r.status);
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          if (r.status === 409) status.textContent = "This participant ID has already taken part.";
+          else if (r.status === 400 || r.status === 413) status.textContent = "Not accepted: " + (body.error || r.status);
+          else offerDownload(data, "The answers could not be stored here (" + r.status + "). Try again, or");
         });
       })
-      .catch(function () {
-        status.textContent = "The server could not be reached. Try again, or download your answers: ";
-        var b = document.createElement("button");
-        b.type = "button"; b.textContent = "Download answers"; b.onclick = function () { download(data); };
-        status.appendChild(b);
-      });
+      .catch(function () { offerDownload(data, "The server could not be reached. Try again, or"); });
   }
 
   var known = {};
