@@ -102,6 +102,8 @@ def test_resent_submission_stored_once_and_second_entry_refused(server, bundle):
         "completion": f"complete?submission={body['submission_id']}"})
     status, reply = post(base, payload(bundle[1]))  # same participant, new submission
     assert status == 409 and "already" in reply["error"]
+    status, _ = post(base, payload(bundle[1], "p2", submission_id=body["submission_id"]))  # id of another participant
+    assert status == 409
     with sqlite3.connect(db) as conn:
         stored = json.loads(conn.execute("SELECT payload FROM submissions").fetchone()[0])
     assert count(db) == 1 and stored == body, "the first submission is never overwritten"

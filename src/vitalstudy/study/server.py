@@ -37,7 +37,7 @@ DRAIN_LIMIT = 8 * 1024 * 1024  # read at most this much of an oversized body bef
 
 
 class Conflict(Exception):
-    """The participant id already has a different submission."""
+    """The submission clashes with a stored one of another participant or submission id."""
 
 
 class Store:
@@ -52,12 +52,16 @@ class Store:
         self.lock = threading.Lock()
 
     def insert(self, payload: dict) -> str:
-        """'stored' or 'duplicate' (same submission id seen before); Conflict for a second participant entry."""
+        """'stored', or 'duplicate' for a re-sent submission; Conflict when the participant id already
+        has another submission, or the submission id belongs to another participant."""
         received = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         with self.lock:
-            if self.conn.execute(
-                "SELECT 1 FROM submissions WHERE submission_id = ?", (payload["submission_id"],)
-            ).fetchone():
+            earlier = self.conn.execute(
+                "SELECT participant_id FROM submissions WHERE submission_id = ?", (payload["submission_id"],)
+            ).fetchone()
+            if earlier:
+                if earlier[0] != payload["participant_id"]:
+                    raise Conflict(payload["participant_id"])
                 return "duplicate"
             try:
                 self.conn.execute(
@@ -206,7 +210,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             outcome = self.server.store.insert(payload)
         except Conflict:
-            return self._json(409, {"error": "this participant id has already submitted"})
+            return self._json(409, {"error": "this participant id has already submitted (or the submission id is taken)"})
         self.server_log(f"submission {payload['submission_id']} {outcome}")
         self._json(200, {"status": outcome, "submission_id": payload["submission_id"],
                          "completion": f"complete?submission={payload['submission_id']}"})
