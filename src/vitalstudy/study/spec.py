@@ -127,7 +127,7 @@ def _schema_errors(raw: Any, path: Path) -> None:
         raise StudySpecError("invalid study spec:\n" + "\n".join(lines) + more)
 
 
-def _section(raw: dict, index: int, spec_methods: tuple[str, ...], fv_seed: int) -> Section:
+def _section(raw: dict, spec_methods: tuple[str, ...], fv_seed: int) -> Section:
     kind = raw["type"]
     base = dict(
         section_id=raw.get("id", kind),
@@ -153,7 +153,7 @@ def _section(raw: dict, index: int, spec_methods: tuple[str, ...], fv_seed: int)
     )
 
 
-def _cross_check(raw: dict, path: Path, spec: StudySpec) -> None:
+def _cross_check(path: Path, spec: StudySpec) -> None:
     """What the schema cannot say: references between fields must resolve."""
     problems = []
     if path.parent.name != spec.study_id:
@@ -208,7 +208,7 @@ def load_spec(path: str | Path) -> StudySpec:
         for t in raw["targets"]
     }
     seeds = tuple(raw["seeds"])
-    sections = tuple(_section(s, i, methods, seeds[0]) for i, s in enumerate(raw["sections"]))
+    sections = tuple(_section(s, methods, seeds[0]) for s in raw["sections"])
     n_subsets = raw.get("subsets") or max((len(s.methods) for s in sections if s.latin), default=0)
     exclusions = {"min_catch_accuracy": None, "completion_seconds": None, "straightlining": None}
     exclusions.update(raw.get("exclusions", {}))
@@ -229,5 +229,5 @@ def load_spec(path: str | Path) -> StudySpec:
         sections=sections,
         raw=raw,
     )
-    _cross_check(raw, path, spec)
+    _cross_check(path, spec)
     return spec
