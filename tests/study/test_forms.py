@@ -7,12 +7,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from forms_fixtures import METHODS, brightness_scorer, build, full_spec, make_run, write_spec
+from forms_fixtures import METHODS, answer_all, brightness_scorer, build, full_spec, make_run, write_spec
 from PIL import Image
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.study.forms import write_forms
 from vitalstudy.study.spec import load_spec
+from vitalstudy.study.submission import validate
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +183,16 @@ def test_too_few_natural_images_for_queries(tmp_path):
     run = make_run(tmp_path)
     with pytest.raises(VitalStudyError, match=r"section 'two_afc'.*needs 23 natural images.*found 9"):
         write_forms(load_spec(write_spec(tmp_path, spec)), run, tmp_path / "out", brightness_scorer)
+
+
+def test_study_without_subsets_has_one_form(tmp_path):
+    sections = [{"type": "likert_word", "targets": ["n07920052"]}, {"type": "demographics"}]
+    _, study_dir, manifest = build(tmp_path, sections=sections, exclusions={"straightlining": None})
+    forms = study_dir / "forms"
+    assert manifest["subsets"] == [] and not list(forms.glob("subset-*.html"))
+    assert 'id="study"' in (forms / "index.html").read_text()
+    now = "2026-03-01T10:00:00Z"
+    response = {"format": "vitalstudy.response/1", "submission_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+                "study_id": "teststudy", "manifest_version": manifest["manifest_version"], "subset": None,
+                "participant_id": "x", "started_at": now, "submitted_at": now, "answers": answer_all(manifest, None)}
+    assert validate(response, manifest) is response
