@@ -109,10 +109,10 @@ def write_spec(root: Path, spec: dict, directory: str = "teststudy") -> Path:
     return path
 
 
-def brightness_scorer(target: str, meta: dict):
-    """A stand-in for the model: mean of the red channel, so the ranking is known in advance."""
+def brightness_scorer(targets: dict[str, dict]):
+    """A stand-in for the model: mean of the red channel for every unit, so the ranking is known."""
     def score(images):
-        return [float(np.asarray(im)[..., 0].mean()) for im in images]
+        return {t: [float(np.asarray(im)[..., 0].mean()) for im in images] for t in targets}
     return score
 
 

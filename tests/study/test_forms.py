@@ -12,6 +12,7 @@ from PIL import Image
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.study.forms import write_forms
+from vitalstudy.study.forms_queries import sample_candidates
 from vitalstudy.study.spec import load_spec
 from vitalstudy.study.submission import validate
 
@@ -196,3 +197,11 @@ def test_study_without_subsets_has_one_form(tmp_path):
                 "study_id": "teststudy", "manifest_version": manifest["manifest_version"], "subset": None,
                 "participant_id": "x", "started_at": now, "submitted_at": now, "answers": answer_all(manifest, None)}
     assert validate(response, manifest) is response
+
+
+def test_query_candidates_are_a_seeded_sample_without_reference_only_images():
+    rows = [{"image_id": f"i{i}", "pool": "reference" if i % 4 == 0 else "metric"} for i in range(40)]
+    sample = sample_candidates(rows, 10, "7:two_afc")
+    assert len(sample) == 10 and all(r["pool"] != "reference" for r in sample)
+    assert sample == sample_candidates(rows, 10, "7:two_afc") != sample_candidates(rows, 10, "8:two_afc")
+    assert len(sample_candidates(rows, 100, "x")) == 30

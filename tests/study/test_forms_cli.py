@@ -46,8 +46,8 @@ def test_model_scorer_ranks_the_espresso_photo_first():
     from vitalstudy.study.forms_queries import model_scorer
 
     photos = [Image.fromarray(getattr(skimage_data, n)()).convert("RGB") for n in ("chelsea", "coffee", "rocket")]
-    scorer = model_scorer("efficientnet_lite0")
-    logits = scorer("n07920052", {"kind": "class", "class_index": 967})(photos)
-    assert max(range(3), key=logits.__getitem__) == 1
-    channel = scorer("head_c12", {"kind": "neuron", "layer": "head", "channel": 12})(photos)
-    assert len(channel) == 3 and len(set(channel)) == 3
+    targets = {"n07920052": {"kind": "class", "class_index": 967},
+               "head_c12": {"kind": "neuron", "layer": "head", "channel": 12}}
+    scores = model_scorer("efficientnet_lite0")(targets)(photos)
+    assert max(range(3), key=scores["n07920052"].__getitem__) == 1
+    assert len(scores["head_c12"]) == 3 and len(set(scores["head_c12"])) == 3

@@ -21,7 +21,13 @@ from string import ascii_lowercase
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.study.forms_gas import apps_script, item_title
 from vitalstudy.study.forms_html import render_pages
-from vitalstudy.study.forms_queries import ScorerFactory, query_candidates, rank_images, read_index
+from vitalstudy.study.forms_queries import (
+    ScorerFactory,
+    query_candidates,
+    rank_images,
+    read_index,
+    sample_candidates,
+)
 from vitalstudy.study.forms_stimuli import Source, StimulusBank, blinding_key
 from vitalstudy.study.spec import Section, StudySpec, load_spec
 
@@ -150,7 +156,7 @@ class Builder:
     questions: list[dict] = field(default_factory=list)
     key: dict[str, dict] = field(default_factory=dict)
     _targets: dict[str, dict] = field(default_factory=dict)
-    _queries: dict[tuple[str, str], dict] = field(default_factory=dict)
+    _rankings: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # section -> target -> rows
 
     def target_meta(self, target: str) -> dict:
         """The stage-1 target object, read from an FV sidecar or the references file."""
@@ -200,29 +206,26 @@ class Builder:
 
     def queries(self, section: Section, target: str) -> dict:
         """High / low query rows and the top-ranked rows, once per (section, target)."""
-        cache_key = (section.section_id, target)
-        if cache_key not in self._queries:
+        if section.section_id not in self._rankings:
             if self.scorer is None:
                 raise VitalStudyError(f"{self.spec.where(section)}: 2AFC queries need a model to rank images")
-            refs_file = references_path(self.run_dir, self.spec.model, target)
-            used = {r["image_id"] for r in json.loads(refs_file.read_text())["references"]}
-            rows = query_candidates(read_index(self.run_dir), used)
-            pool = section.query_pool
-            needed = 2 * pool + (section.references if section.catch_trials else 0)
-            if len(rows) < needed:
-                raise VitalStudyError(
-                    f"{self.spec.where(section)}: target {target} needs {needed} natural images in "
-                    f"{self.run_dir / '00_index' / 'images.csv'} that may serve as queries, found {len(rows)}; "
-                    f"lower query_pool / references or index more images"
-                )
-            ranked = rank_images(rows, self.scorer(target, self.target_meta(target)))
-            rng = random.Random(f"{self.spec.seed}:{section.section_id}:{target}:queries")
-            self._queries[cache_key] = {
-                "high": rng.choice(ranked[:pool]),
-                "low": rng.choice(ranked[-pool:]),
-                "top": ranked[: section.references],
-            }
-        return self._queries[cache_key]
+            seed = f"{self.spec.seed}:{section.section_id}"
+            rows = sample_candidates(read_index(self.run_dir), section.candidates, f"{seed}:candidates")
+            metas = {t: self.target_meta(t) for t in section.targets}
+            self._rankings[section.section_id] = rank_images(rows, self.scorer(metas))
+        refs_file = references_path(self.run_dir, self.spec.model, target)
+        used = {r["image_id"] for r in json.loads(refs_file.read_text())["references"]}
+        ranked = query_candidates(self._rankings[section.section_id][target], used)
+        pool = section.query_pool
+        needed = 2 * pool + (section.references if section.catch_trials else 0)
+        if len(ranked) < needed:
+            raise VitalStudyError(
+                f"{self.spec.where(section)}: target {target} needs {needed} natural images in "
+                f"{self.run_dir / '00_index' / 'images.csv'} that may serve as queries, found {len(ranked)}; "
+                f"lower query_pool / references, raise candidates or index more images"
+            )
+        rng = random.Random(f"{self.spec.seed}:{section.section_id}:{target}:queries")
+        return {"high": rng.choice(ranked[:pool]), "low": rng.choice(ranked[-pool:]), "top": ranked[: section.references]}
 
     def two_afc(self, section: Section, slot: Slot, high_first: bool) -> tuple[list[dict], dict]:
         q = self.queries(section, slot.target)

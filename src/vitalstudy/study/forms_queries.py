@@ -2,14 +2,17 @@
 
 Zimmermann et al. (2021) ask which of two natural images activates a unit more: one drawn from the
 unit's most activating images, one from its least. Ranking needs the model; it is injected as a
-``score(images) -> list[float]`` callable per target so the selection logic is testable without one.
-The target's own reference images are left out where the index allows: FVs were matched to them,
-so querying with them would favour methods that use references.
+``score(images) -> {target: [score per image]}`` callable, so the selection logic is testable
+without one, and one forward pass serves every unit of a section. The candidates are a seeded
+sample of the index (ImageNet is far too large to score whole), and a target's own reference images
+are left out where the index allows: FVs were matched to them, so querying with them would favour
+methods that use references.
 """
 
 from __future__ import annotations
 
 import csv
+import random
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -18,17 +21,8 @@ from PIL import Image
 
 from vitalstudy.errors import VitalStudyError
 
-Score = Callable[[list[Image.Image]], list[float]]
-ScorerFactory = Callable[[str, dict], Score]  # (target id, stage-1 target object) -> score
-
-
-def query_candidates(rows: Sequence[dict], references: set[str]) -> list[dict]:
-    """Index rows that may serve as queries for a target with these reference image ids.
-
-    Reference-only images never do; the target's own references only when the index marks them
-    `both` (a class with a single image, as in the offline demo, has nothing else to offer).
-    """
-    return [r for r in rows if r["pool"] != "reference" and (r["image_id"] not in references or r["pool"] == "both")]
+Score = Callable[[list[Image.Image]], dict[str, list[float]]]
+ScorerFactory = Callable[[dict[str, dict]], Score]  # {target id: stage-1 target object} -> score
 
 
 def read_index(run_dir: Path) -> list[dict]:
@@ -40,17 +34,35 @@ def read_index(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def rank_images(rows: Sequence[dict], score: Score, batch: int = 32) -> list[dict]:
-    """Rows sorted by descending score (ties by image_id, so the order is deterministic)."""
-    scores: list[float] = []
+def sample_candidates(rows: Sequence[dict], limit: int, seed: str) -> list[dict]:
+    """At most ``limit`` rows that are not reference-only, drawn with a seeded RNG."""
+    eligible = [r for r in rows if r["pool"] != "reference"]
+    return eligible if len(eligible) <= limit else random.Random(seed).sample(eligible, limit)
+
+
+def query_candidates(ranked: Sequence[dict], references: set[str]) -> list[dict]:
+    """The ranked rows that may serve as queries for a target with these reference image ids.
+
+    The target's references only do when the index marks them `both` (a class with a single image,
+    as in the offline demo, has nothing else to offer).
+    """
+    return [r for r in ranked if r["image_id"] not in references or r["pool"] == "both"]
+
+
+def rank_images(rows: Sequence[dict], score: Score, batch: int = 32) -> dict[str, list[dict]]:
+    """Per target, the rows by descending score (ties by image_id, so the order is deterministic)."""
+    scores: dict[str, list[float]] = {}
     for start in range(0, len(rows), batch):
         images = []
         for row in rows[start : start + batch]:
             with Image.open(row["path"]) as im:
                 images.append(im.convert("RGB"))
-        scores.extend(float(s) for s in score(images))
-    order = sorted(range(len(rows)), key=lambda i: (-scores[i], rows[i]["image_id"]))
-    return [rows[i] for i in order]
+        for target, values in score(images).items():
+            scores.setdefault(target, []).extend(float(v) for v in values)
+    return {
+        target: [rows[i] for i in sorted(range(len(rows)), key=lambda i: (-values[i], rows[i]["image_id"]))]
+        for target, values in scores.items()
+    }
 
 
 def model_scorer(model_name: str, weights: str | None = None) -> ScorerFactory:
@@ -65,22 +77,24 @@ def model_scorer(model_name: str, weights: str | None = None) -> ScorerFactory:
 
         return get_spec(model_name), load_model(model_name, weights=weights)
 
-    def for_target(target: str, meta: dict) -> Score:
-        def score(images: list[Image.Image]) -> list[float]:
+    def for_targets(targets: dict[str, dict]) -> Score:
+        units = {t: t.rpartition("_c") for t, meta in targets.items() if meta.get("kind") != "class"}
+        layers = sorted({layer for layer, _, _ in units.values()})
+
+        def score(images: list[Image.Image]) -> dict[str, list[float]]:
             import torch
 
             from vitalstudy.models.features import capture_outputs, channel_means
 
             spec, model = loaded()
             batch = torch.stack([spec.preprocess(im) for im in images])
-            with torch.no_grad():
-                if meta.get("kind") == "class":
-                    return model(batch)[:, int(meta["class_index"])].tolist()
-                layer, _, channel = target.rpartition("_c")
-                with capture_outputs(model, [layer]) as captured:
-                    model(batch)
-                return channel_means(captured[layer])[:, int(channel)].tolist()
+            with torch.no_grad(), capture_outputs(model, layers) as captured:
+                logits = model(batch)
+            out = {t: logits[:, int(m["class_index"])].tolist() for t, m in targets.items() if t not in units}
+            for t, (layer, _, channel) in units.items():
+                out[t] = channel_means(captured[layer])[:, int(channel)].tolist()
+            return out
 
         return score
 
-    return for_target
+    return for_targets

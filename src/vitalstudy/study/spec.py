@@ -76,6 +76,7 @@ class Section:
     max_length: int = 200
     catch_trials: int = 0
     query_pool: int = 3
+    candidates: int = 1000
     questions: tuple[dict, ...] = ()  # demographics only
 
     @property
@@ -150,6 +151,7 @@ def _section(raw: dict, spec_methods: tuple[str, ...], fv_seed: int) -> Section:
         max_length=raw.get("max_length", 200),
         catch_trials=raw.get("catch_trials", 0),
         query_pool=raw.get("query_pool", 3),
+        candidates=raw.get("candidates", 1000),
     )
 
 
