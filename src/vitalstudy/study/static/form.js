@@ -35,10 +35,9 @@
     return els.value.trim();
   }
 
-  function inputName(q, field) { return field === "choice" ? q.question_id : q.question_id + ":" + field; }
-
+  // A question's main answer is named by its id; further fields (2AFC confidence) by "<id>:<field>".
   function names(q) {
-    return q.fields.map(function (f) { return f.field === "value" ? q.question_id : inputName(q, f.field); });
+    return q.fields.map(function (f, i) { return i === 0 ? q.question_id : q.question_id + ":" + f.field; });
   }
 
   function missingOn(page) {
@@ -48,7 +47,9 @@
       if (ids.indexOf(q.question_id) < 0 || !q.required) return;
       if (names(q).some(function (n) { return value(n) === ""; })) missing.push(q.label);
     });
-    if (page.contains(pid) && !pid.value.trim()) missing.unshift("your participant ID");
+    if (page.contains(pid) && !/^[A-Za-z0-9_.@+-]{1,128}$/.test(pid.value.trim())) {
+      missing.unshift("your participant ID (letters, digits or _.@+- only)");
+    }
     return missing;
   }
 
@@ -56,7 +57,7 @@
     var out = {};
     meta.questions.forEach(function (q) {
       if (q.type === "two_afc") {
-        var choice = value(q.question_id), conf = value(q.question_id + ":confidence");
+        var n = names(q), choice = value(n[0]), conf = value(n[1]);
         if (choice && conf) out[q.question_id] = {choice: choice, confidence: parseInt(conf, 10)};
         return;
       }
