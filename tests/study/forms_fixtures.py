@@ -36,18 +36,18 @@ def _png(path: Path, color: tuple[int, int, int], text: dict | None = None, size
 
 
 def target_object(target: str) -> dict:
-    if target in CLASSES:
-        label, index = CLASSES[target]
+    if target.startswith("n") and "_c" not in target:
+        label, index = CLASSES.get(target, (None, 0))
         return {"kind": "class", "id": target, "wnid": target, "class_index": index, "label": label}
     layer, _, channel = target.rpartition("_c")
     return {"kind": "neuron", "id": target, "layer": layer, "channel": int(channel)}
 
 
-def make_run(root: Path, methods=METHODS, targets=None) -> Path:
-    """results/<run>/ with 00_index, 01_references and 02_fv for every (method, target), seed 0 and 1."""
+def make_run(root: Path, methods=METHODS, targets=None, model=MODEL, seeds=(0, 1), n_natural=N_NATURAL) -> Path:
+    """results/<run>/ with 00_index, 01_references and 02_fv for every (method, target, seed)."""
     run = root / "results" / "test"
     naturals = []
-    for i in range(N_NATURAL):
+    for i in range(n_natural):
         path = root / "images" / f"img{i:02d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (80, 60), (i * 20, 100, 255 - i * 20)).save(path, quality=90)
@@ -63,16 +63,16 @@ def make_run(root: Path, methods=METHODS, targets=None) -> Path:
         refs = [{"image_id": r["image_id"], "path": r["path"], "sha256": "0" * 64,
                  "view": {"kind": "original", "crop_box": [0, 0, 40, 40], "flip": i % 2 == 1}}
                 for i, r in enumerate(naturals[:3])]
-        ref_file = run / "01_references" / MODEL / f"{target}.json"
+        ref_file = run / "01_references" / model / f"{target}.json"
         ref_file.parent.mkdir(parents=True, exist_ok=True)
-        ref_file.write_text(json.dumps({"target": target_object(target), "model": MODEL, "references": refs,
+        ref_file.write_text(json.dumps({"target": target_object(target), "model": model, "references": refs,
                                         "how": "test", "disjoint_from_metrics": True}))
         for m_i, method in enumerate(methods):
-            for seed in (0, 1):
-                png = run / "02_fv" / MODEL / method / target / f"seed{seed}.png"
+            for seed in seeds:
+                png = run / "02_fv" / model / method / target / f"seed{seed}.png"
                 _png(png, (40 * m_i, 30 * t_i, 10 * seed), {"method": method, "target": target, "Comment": method})
                 png.with_suffix(".json").write_text(json.dumps(
-                    {"model": MODEL, "method": method, "target": target_object(target), "seed": seed}))
+                    {"model": model, "method": method, "target": target_object(target), "seed": seed}))
     return run
 
 

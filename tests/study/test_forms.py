@@ -12,6 +12,7 @@ from PIL import Image
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.study.forms import write_forms
+from vitalstudy.study.forms_html import embed_json
 from vitalstudy.study.forms_queries import sample_candidates
 from vitalstudy.study.spec import load_spec
 from vitalstudy.study.submission import validate
@@ -205,3 +206,22 @@ def test_query_candidates_are_a_seeded_sample_without_reference_only_images():
     assert len(sample) == 10 and all(r["pool"] != "reference" for r in sample)
     assert sample == sample_candidates(rows, 10, "7:two_afc") != sample_candidates(rows, 10, "8:two_afc")
     assert len(sample_candidates(rows, 100, "x")) == 30
+
+
+@pytest.mark.parametrize("study", ["demo", "vital-paper", "holistic-2afc"])
+def test_shipped_specs_build(tmp_path, study):
+    spec = load_spec(Path(__file__).resolve().parents[2] / "study" / study)
+    run = make_run(tmp_path, targets=list(spec.labels), model=spec.model, seeds=spec.seeds, n_natural=20)
+    manifest = write_forms(spec, run, tmp_path / "out", brightness_scorer)
+    assert manifest["subsets"] == list(spec.subsets)
+    assert {q["section_id"] for q in manifest["questions"]} == {s.section_id for s in spec.sections}
+    for page in (tmp_path / "out" / "forms").glob("*.html"):
+        text = page.read_text().lower()
+        assert not [m for m in METHODS if m in text], page.name
+
+
+def test_embedded_json_round_trips_without_spelling_a_method():
+    data = {"study_id": "vital-paper", "format": "vitalstudy.response/1", "note": "MACO and Vital"}
+    text = embed_json(data, METHODS)
+    assert json.loads(text) == data
+    assert not [m for m in METHODS if m in text.lower()]

@@ -112,7 +112,21 @@ def _document(title: str, body: str, script: str = "") -> str:
     )
 
 
-def render_form(manifest: dict, subset: str | None) -> str:
+def embed_json(data, forbidden: Iterable[str]) -> str:
+    """JSON for a <script> block in which no method name is spelled out.
+
+    Data the page must send back (the study id, the format tag "vitalstudy...") can contain a
+    method name; its first letter is written as a JSON \\u escape, which JSON.parse restores, so
+    the page source never names a method.
+    """
+    text = json.dumps(data).replace("</", "<\\/")
+    for word in forbidden:
+        pattern = re.escape(word[0]) + f"(?={re.escape(word[1:])})"
+        text = re.sub(pattern, lambda m: f"\\u{ord(m.group(0)):04x}", text, flags=re.IGNORECASE)
+    return text
+
+
+def render_form(manifest: dict, subset: str | None, forbidden: Iterable[str]) -> str:
     """The participant's form for one subset: welcome, one page per section, submit."""
     questions = visible(manifest, subset)
     welcome = (
@@ -137,9 +151,7 @@ def render_form(manifest: dict, subset: str | None) -> str:
             for q in questions
         ],
     }
-    # The format tag spells the tool's name, which contains a method name: escape its first letter
-    # so that no participant-visible text names a method (JSON.parse restores it).
-    data = json.dumps(public).replace("</", "<\\/").replace(RESPONSE_FORMAT, "\\u0076" + RESPONSE_FORMAT[1:])
+    data = embed_json(public, forbidden)
     script = (
         f'<script type="application/json" id="vs-manifest">{data}</script>'
         f"<script>{(STATIC / 'form.js').read_text()}</script>"
@@ -170,9 +182,9 @@ def render_index(manifest: dict) -> str:
 
 
 def assert_blind(name: str, text: str, forbidden: Iterable[str]) -> None:
-    """Refuse to write a participant-facing page that names a method."""
+    """Refuse to write a participant-facing page that names a method (even inside another word)."""
     for word in forbidden:
-        if re.search(rf"\b{re.escape(word)}\b", text, flags=re.IGNORECASE):
+        if word.lower() in text.lower():
             raise VitalStudyError(
                 f"{name}: the page would show the method name '{word}' to participants (blinding); "
                 f"remove it from the study's texts"
@@ -182,10 +194,10 @@ def assert_blind(name: str, text: str, forbidden: Iterable[str]) -> None:
 def render_pages(manifest: dict, forbidden: Iterable[str]) -> dict[str, str]:
     """File name -> HTML for every participant-facing page of the bundle."""
     if manifest["subsets"]:
-        pages = {f"subset-{s}.html": render_form(manifest, s) for s in manifest["subsets"]}
+        pages = {f"subset-{s}.html": render_form(manifest, s, forbidden) for s in manifest["subsets"]}
         pages["index.html"] = render_index(manifest)
     else:
-        pages = {"index.html": render_form(manifest, None)}
+        pages = {"index.html": render_form(manifest, None, forbidden)}
     for name, text in pages.items():
         assert_blind(name, text, forbidden)
     return pages

@@ -99,7 +99,7 @@
     var blob = new Blob([JSON.stringify(data, null, 2)], {type: "application/json"});
     var a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = "response-" + data.study_id + "-" + data.submission_id + ".json";
+    a.download = "response-" + data.submission_id + ".json";
     document.body.appendChild(a); a.click(); a.remove();
     finish("Your answers were saved as " + a.download + ". Please send this file to the researchers.");
   }
