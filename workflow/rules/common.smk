@@ -1,7 +1,10 @@
 # Config validation and the helpers every rule file uses. A bad config stops here with one line
 # naming the key and the problem (vitalstudy.config), before any job starts.
 import json
+import re
 import sys
+
+from snakemake.exceptions import WorkflowError
 
 from vitalstudy.config import validate
 from vitalstudy.errors import ConfigError

@@ -54,3 +54,26 @@ rule generate:
 
 def generation_outputs():
     return [f"{RUN}/02_fv/{m}/{meth}/_jobs/seed{s}-b{b}.json" for (m, meth, s, b) in GENERATION_JOBS]
+
+
+_FV_PATH = re.compile(r"/02_fv/(?P<model>[^/]+)/(?P<method>[^/]+)/(?P<target>[^/]+)/seed(?P<seed>\d+)(?:_alpha)?\.(?:png|json)$")
+
+
+def fv_inputs(paths, consumer):
+    """Map FV files a later stage reads to the generation job records that produce them; a file
+    no configured job produces stops the workflow with a line saying what to configure."""
+    records, others = set(), []
+    for path in paths:
+        match = _FV_PATH.search(str(path))
+        if not match:
+            others.append(path)
+            continue
+        m = match.groupdict()
+        job = next((key for key, targets in GENERATION_JOBS.items()
+                    if key[:3] == (m["model"], m["method"], m["seed"]) and m["target"] in targets), None)
+        if job is None:
+            raise WorkflowError(f"{consumer} needs {m['model']}/{m['method']}/{m['target']} seed {m['seed']}, which no "
+                                f"generation job produces: add the method to generate.methods, the seed to "
+                                f"generate.seeds or the target to targets")
+        records.add(f"{RUN}/02_fv/{job[0]}/{job[1]}/_jobs/seed{job[2]}-b{job[3]}.json")
+    return sorted(records) + others

@@ -6,7 +6,7 @@ from vitalstudy.study.forms import study_inputs
 rule study_forms:
     input:
         spec="study/{study}/study.yaml",
-        run_files=lambda wc: study_inputs(f"study/{wc.study}/study.yaml", RUN),
+        run_files=lambda wc: fv_inputs(study_inputs(f"study/{wc.study}/study.yaml", RUN), f"study {wc.study}"),
     output:
         manifest=f"{RUN}/04_study/{{study}}/forms/manifest.json",
         codebook=f"{RUN}/04_study/{{study}}/forms/codebook.csv",
