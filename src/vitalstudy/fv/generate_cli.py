@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from vitalstudy.io import write_json
+from pathlib import Path
+
+from vitalstudy.provenance import Provenance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,12 +30,20 @@ def run(args: argparse.Namespace) -> int:
     cfg = json.loads(args.stage_config)
     gen = cfg["generate"]
     device = resolve_device(cfg.get("device", "auto"))
+    prov = Provenance("generate", {"model": args.model, "method": args.method, "targets": args.targets,
+                                   "generate": gen}, seed=args.seed, device=str(device))
+    for target in args.targets:
+        prov.add_input(Path(args.run_dir) / "01_references" / args.model / f"{target}.json")
     weights = cfg.get("models", {}).get("weights", {}).get(args.model)
     spec = get_spec(args.model)
     batch = batch_size_for(spec, load_model(args.model, weights=weights, device=device), args.method, device,
                            gen.get("batch_size", "auto"))
     records = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(gen, args.method),
                       device, batch, weights=weights, mixed_precision=gen.get("mixed_precision", False))
-    write_json(args.marker, {"model": args.model, "method": args.method, "seed": args.seed, "batch_size": batch,
-                             "device": str(device), "outputs": records})
+    for record in records:
+        for kind in ("png", "alpha", "json"):
+            if kind in record:
+                prov.record["outputs"][record[kind]["path"]] = record[kind]["sha256"]
+    prov.record["batch_size"] = batch
+    prov.write(args.marker)
     return 0
