@@ -1,0 +1,82 @@
+"""Qualitative figures assembled from stage-2 images: the paper's Fig. 3 (methods x targets, one
+seed) and Fig. 4 (circuits: each class with its most relevant last-layer channels and their FVs).
+Images are shown as generated (no resampling beyond display); a method without an image for a
+target gets an empty cell that says so, never a stand-in."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from PIL import Image
+
+from vitalstudy.figures.style import method_name, placeholder
+from vitalstudy.io import read_json
+from vitalstudy.references.targets import parse_target
+
+CELL = 1.6  # inches per image
+
+
+def fv_path(fv_root: str | os.PathLike, model: str, method: str, target: str, seed: int) -> Path:
+    return Path(fv_root) / model / method / target / f"seed{seed}.png"
+
+
+def target_title(target: str) -> str:
+    parsed = parse_target(target)
+    return parsed.as_dict()["label"] if parsed.kind == "class" else target
+
+
+def _show(ax, path: Path) -> None:
+    if path.is_file():
+        with Image.open(path) as image:
+            ax.imshow(image.convert("RGB"))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        placeholder(ax, "no image")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def plot_grid(fv_root, model: str, methods: list[str], targets: list[str], seed: int):
+    """Rows: methods; columns: targets (Fig. 3 layout)."""
+    fig, axes = plt.subplots(len(methods), len(targets), figsize=(CELL * len(targets) + 0.8, CELL * len(methods) + 0.6),
+                             squeeze=False)
+    for r, method in enumerate(methods):
+        for c, target in enumerate(targets):
+            ax = axes[r, c]
+            _show(ax, fv_path(fv_root, model, method, target, seed))
+            if r == 0:
+                ax.set_title(target_title(target), fontsize=8)
+            if c == 0:
+                ax.set_ylabel(method_name(method), fontsize=9)
+    fig.suptitle(f"{model}, seed {seed}", fontsize=10)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def read_circuit(path: str | os.PathLike) -> dict:
+    """A circuit file (`01_references/<model>/_circuits/<wnid>.json`), channels by falling relevance."""
+    circuit = read_json(path)
+    circuit["channels"] = sorted(circuit["channels"], key=lambda ch: -ch["relevance"])
+    return circuit
+
+
+def plot_circuits(fv_root, model: str, methods: list[str], circuits: list[dict], seed: int):
+    """Rows: classes; per row, each relevant channel's FVs by every method (Fig. 4 layout)."""
+    width = max(len(c["channels"]) for c in circuits) * len(methods)
+    fig, axes = plt.subplots(len(circuits), width + 1, figsize=(CELL * (width + 1), (CELL + 0.4) * len(circuits)),
+                             squeeze=False)
+    for row, circuit in zip(axes, circuits):
+        placeholder(row[0], f"{circuit['class']['label']}\n({circuit['class']['wnid']})\n{circuit['layer']} ->")
+        row[0].texts[0].set(fontsize=9, color="black")
+        cells = [(ch, m) for ch in circuit["channels"] for m in methods]
+        for ax, (channel, method) in zip(row[1:], cells):
+            _show(ax, fv_path(fv_root, model, method, channel["target"], seed))
+            ax.set_title(f"c{channel['channel']} (R={channel['relevance']:.2f})\n{method_name(method)}", fontsize=7)
+        for ax in row[1 + len(cells):]:
+            ax.set_visible(False)
+    fig.suptitle(f"Circuits of {model}: most relevant channels per class (seed {seed})", fontsize=10)
+    fig.tight_layout(pad=0.3)
+    return fig

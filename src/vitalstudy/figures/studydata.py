@@ -1,0 +1,86 @@
+"""Reading stage 4 and 5 files (docs/contracts.md) into the tidy frames the study figures plot.
+
+Every frame has one row per answer with at least `participant, question_id, method, target, label,
+number`; `label` is what a reader recognises the question by (the hidden class name of a free
+label, the word of a Likert item, the unit id of an inner neuron) and `number` the Q number shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pandas as pd
+
+from vitalstudy.errors import VitalStudyError
+from vitalstudy.io import read_json
+
+_CLASS_ID = re.compile(r"^n[0-9]{8}$")
+
+
+class StudyFiles:
+    """A study's manifest, answer key and tidy responses (stage 5 `responses.csv`)."""
+
+    def __init__(self, manifest: str | os.PathLike, answer_key: str | os.PathLike, responses: str | os.PathLike):
+        self.manifest = read_json(manifest)
+        self.key = read_json(answer_key)["questions"]
+        self.questions = {q["question_id"]: q for q in self.manifest["questions"]}
+        frame = pd.read_csv(responses, dtype=str, keep_default_na=False)
+        missing = {"participant", "question_id", "field", "type", "method", "target", "value"} - set(frame.columns)
+        if missing:
+            raise VitalStudyError(f"{responses}: missing columns {', '.join(sorted(missing))}")
+        self.responses = frame
+
+    def label(self, question_id: str) -> str:
+        truth = self.key.get(question_id, {})
+        return truth.get("target_label") or self.questions[question_id].get("word") or truth.get("target") or question_id
+
+    def answers(self, section_type: str, field: str = "value") -> pd.DataFrame:
+        """Answers of one question type and field, with question label and number added."""
+        rows = self.responses[(self.responses["type"] == section_type) & (self.responses["field"] == field)].copy()
+        rows["label"] = [self.label(q) for q in rows["question_id"]]
+        rows["number"] = [self.questions[q]["number"] for q in rows["question_id"]]
+        rows["section_id"] = [self.questions[q]["section_id"] for q in rows["question_id"]]
+        return rows.reset_index(drop=True)
+
+    def section_ids(self, section_type: str) -> list[str]:
+        return [s["section_id"] for s in self.manifest["sections"] if s["type"] == section_type]
+
+    def likert(self, section_id: str) -> pd.DataFrame:
+        section = next(s for s in self.manifest["sections"] if s["section_id"] == section_id)
+        rows = self.answers(section["type"])
+        rows = rows[rows["section_id"] == section_id].copy()
+        rows["value"] = rows["value"].astype(int)
+        return rows
+
+    def scale(self, section_id: str) -> tuple[int, int]:
+        """(min, max) of the section's Likert field, from the manifest."""
+        q = next(q for q in self.manifest["questions"] if q["section_id"] == section_id)
+        spec = next(f for f in q["fields"] if f["kind"] == "likert")
+        return int(spec["min"]), int(spec["max"])
+
+    def two_afc(self) -> pd.DataFrame:
+        """Non-catch 2AFC trials: choice, confidence, correct (against the answer key) and unit kind."""
+        choice = self.answers("two_afc", "choice")
+        confidence = self.responses[(self.responses["type"] == "two_afc") & (self.responses["field"] == "confidence")]
+        merged = choice.merge(confidence[["participant", "question_id", "value"]].rename(columns={"value": "confidence"}),
+                              on=["participant", "question_id"], how="left")
+        merged = merged[[not self.key[q].get("catch", False) for q in merged["question_id"]]].copy()
+        merged["correct"] = [float(v == self.key[q]["correct_choice"]) for q, v in zip(merged["question_id"], merged["value"])]
+        merged["confidence"] = pd.to_numeric(merged["confidence"], errors="coerce")
+        merged["unit"] = ["class" if _CLASS_ID.match(t) else "inner neuron" for t in merged["target"]]
+        return merged.reset_index(drop=True)
+
+    def demographics(self) -> tuple[pd.DataFrame, int]:
+        """Demographic answers (`question_id, value`) and the number of participants in the study."""
+        return self.answers("demographics"), self.responses["participant"].nunique()
+
+
+def text_similarity(path: str | os.PathLike, study: StudyFiles) -> pd.DataFrame:
+    """Stage 5 `text_similarity.csv` with question labels and numbers (from the manifest)."""
+    frame = pd.read_csv(path, dtype={"participant": str, "question_id": str, "answer": str}, keep_default_na=False)
+    frame["similarity"] = pd.to_numeric(frame["similarity"])
+    frame["label"] = frame["ground_truth_label"].where(frame["ground_truth_label"] != "",
+                                                        [study.label(q) for q in frame["question_id"]])
+    frame["number"] = [study.questions[q]["number"] for q in frame["question_id"]]
+    return frame

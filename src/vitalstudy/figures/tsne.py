@@ -1,0 +1,53 @@
+"""The paper's Fig. 5 from the metrics stage's t-SNE coordinates (`03_metrics/<model>/tsne.csv`):
+natural images as transparent circles coloured by class, each method's FVs as a filled symbol of
+its class colour. An FV that lands inside its class's cloud has features like the real images'."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from vitalstudy.errors import VitalStudyError
+from vitalstudy.figures.style import method_name, ordered_methods
+
+COLUMNS = {"kind", "method", "target", "label", "x", "y"}
+# The paper's symbols: square VITAL, triangle MACO, hexagon Fourier, star DeepInversion.
+MARKERS = {"vital": "s", "vital_lrp": "D", "maco": "^", "fourier": "h", "deepinversion": "*"}
+
+
+def read(path: str | os.PathLike) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype={"target": str, "seed": str}, keep_default_na=False)
+    missing = COLUMNS - set(frame.columns)
+    if missing:
+        raise VitalStudyError(f"{path}: missing columns {', '.join(sorted(missing))}")
+    return frame
+
+
+def plot(frame: pd.DataFrame, model: str):
+    labels = sorted(frame["label"].unique())
+    colors = dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "husl", len(labels))))
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    natural = frame[frame["kind"] == "natural"]
+    ax.scatter(natural["x"], natural["y"], c=[colors[label] for label in natural["label"]], alpha=0.35, s=28,
+               linewidths=0)
+    fvs = frame[frame["kind"] == "fv"]
+    for method in ordered_methods(fvs["method"]):
+        part = fvs[fvs["method"] == method]
+        ax.scatter(part["x"], part["y"], c=[colors[label] for label in part["label"]], marker=MARKERS.get(method, "X"),
+                   s=90, edgecolors="black", linewidths=0.8)
+    class_handles = [plt.Line2D([], [], marker="o", linestyle="", color=colors[label], label=label) for label in labels]
+    method_handles = [plt.Line2D([], [], marker=MARKERS.get(m, "X"), linestyle="", color="0.3", markeredgecolor="black",
+                                 markersize=8, label=method_name(m)) for m in ordered_methods(fvs["method"])]
+    method_handles.append(plt.Line2D([], [], marker="o", linestyle="", color="0.3", alpha=0.35,
+                                     label=f"real images ({len(natural)})"))
+    legend = ax.legend(handles=class_handles, title="class", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.add_artist(legend)
+    ax.legend(handles=method_handles, title="image", loc="lower left", bbox_to_anchor=(1.01, 0), frameon=False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"t-SNE of {model} penultimate features")
+    fig.tight_layout()
+    return fig
