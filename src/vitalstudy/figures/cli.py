@@ -62,8 +62,7 @@ def _study_figure(args, cfg: dict, prov: Provenance, out: Path) -> list[Path]:
         if frame.empty:
             raise VitalStudyError(f"{args.responses}: no answers in section {args.section!r}")
         scale = study.scale(args.section)
-        section = next(s for s in study.manifest["sections"] if s["section_id"] == args.section)
-        title = section.get("title") or args.section
+        title = study.section(args.section).get("title") or args.section
         table = stats.figure_statistics(frame, "value", "mean rating", stats.mean, boot, seed, args.section)
         figures = [likert.plot_methods(frame, scale, title), likert.plot_questions(frame, scale, title)]
     elif args.kind == "similarity":
@@ -115,7 +114,7 @@ def _image_figure(args, prov: Provenance, out: Path) -> list[Path]:
                 prov.add_input(path)
             targets = [ch["target"] for c in circuits for ch in c["channels"]]
             fig = grids.plot_circuits(args.fv_root, args.model, args.methods, circuits, args.seed)
-        cells = [(m, t, grids.fv_path(args.fv_root, args.model, m, t, args.seed)) for m in args.methods for t in targets]
+        cells = [(m, t, grids.fv_path(args.fv_root, args.model, m, t, args.seed)) for t in targets for m in args.methods]
         for *_, path in cells:
             if path.is_file():
                 prov.add_input(path)

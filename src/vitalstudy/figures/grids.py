@@ -41,8 +41,8 @@ def _show(ax, path: Path) -> None:
 
 def plot_grid(fv_root, model: str, methods: list[str], targets: list[str], seed: int):
     """Rows: methods; columns: targets (Fig. 3 layout)."""
-    fig, axes = plt.subplots(len(methods), len(targets), figsize=(CELL * len(targets) + 0.8, CELL * len(methods) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(methods), len(targets), figsize=(CELL * len(targets) + 0.8, (CELL + 0.3) * len(methods) + 0.4),
+                             squeeze=False, layout="constrained")
     for r, method in enumerate(methods):
         for c, target in enumerate(targets):
             ax = axes[r, c]
@@ -52,7 +52,6 @@ def plot_grid(fv_root, model: str, methods: list[str], targets: list[str], seed:
             if c == 0:
                 ax.set_ylabel(method_name(method), fontsize=9)
     fig.suptitle(f"{model}, seed {seed}", fontsize=10)
-    fig.tight_layout(pad=0.3)
     return fig
 
 
@@ -66,8 +65,8 @@ def read_circuit(path: str | os.PathLike) -> dict:
 def plot_circuits(fv_root, model: str, methods: list[str], circuits: list[dict], seed: int):
     """Rows: classes; per row, each relevant channel's FVs by every method (Fig. 4 layout)."""
     width = max(len(c["channels"]) for c in circuits) * len(methods)
-    fig, axes = plt.subplots(len(circuits), width + 1, figsize=(CELL * (width + 1), (CELL + 0.4) * len(circuits)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(circuits), width + 1, figsize=(CELL * (width + 1), (CELL + 0.5) * len(circuits) + 0.4),
+                             squeeze=False, layout="constrained")
     for row, circuit in zip(axes, circuits):
         placeholder(row[0], f"{circuit['class']['label']}\n({circuit['class']['wnid']})\n{circuit['layer']} ->")
         row[0].texts[0].set(fontsize=9, color="black")
@@ -78,5 +77,4 @@ def plot_circuits(fv_root, model: str, methods: list[str], circuits: list[dict],
         for ax in row[1 + len(cells):]:
             ax.set_visible(False)
     fig.suptitle(f"Circuits of {model}: most relevant channels per class (seed {seed})", fontsize=10)
-    fig.tight_layout(pad=0.3)
     return fig

@@ -46,9 +46,15 @@ class StudyFiles:
     def section_ids(self, section_type: str) -> list[str]:
         return [s["section_id"] for s in self.manifest["sections"] if s["type"] == section_type]
 
+    def section(self, section_id: str) -> dict:
+        for section in self.manifest["sections"]:
+            if section["section_id"] == section_id:
+                return section
+        known = ", ".join(s["section_id"] for s in self.manifest["sections"])
+        raise VitalStudyError(f"study {self.manifest.get('study_id')}: no section {section_id!r} (sections: {known})")
+
     def likert(self, section_id: str) -> pd.DataFrame:
-        section = next(s for s in self.manifest["sections"] if s["section_id"] == section_id)
-        rows = self.answers(section["type"])
+        rows = self.answers(self.section(section_id)["type"])
         rows = rows[rows["section_id"] == section_id].copy()
         rows["value"] = rows["value"].astype(int)
         return rows
