@@ -118,8 +118,8 @@ def snakemake_plan(root: Path, run_name: str, configfiles: list[str]) -> list[Fi
         if len(fields) >= 6 and fields[5] == "update pending":
             path, rule, status = fields[0], fields[2], fields[4]
             rules[rule] += 1
-            found.append(Finding(True, f"{'missing' if status == 'missing' else 'stale'} output {path}"
-                                       f"{'' if status == 'missing' else f' ({status})'}: rule {rule} would run"))
+            why = {"missing": "missing output", "ok": "output to remake after its inputs"}.get(status, f"stale output ({status})")
+            found.append(Finding(True, f"{why} {path}: rule {rule} would run"))
     if rules:
         found.append(Finding(True, "Snakemake would run: " + ", ".join(f"{r} x{n}" for r, n in sorted(rules.items()))))
     return found

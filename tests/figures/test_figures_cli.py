@@ -118,6 +118,8 @@ def test_grid_circuits_and_tsne(tmp_path):
     points.to_csv(tmp_path / "tsne.csv", index=False)
     assert main(["figures", "tsne", "--stage-config", STAGE_CONFIG, "--coordinates", str(tmp_path / "tsne.csv"),
                  "--model", "m", "--out", str(out / "tsne")]) == 0
+    agreement = pd.read_csv(out / "tsne_stats.csv").set_index("method")
+    assert set(agreement.index) == {"vital", "maco"} and agreement["chance"].eq(1.0).all()
     for name in ("grid", "circuits", "tsne"):
         with Image.open(out / f"{name}.png") as image:
             assert image.size[0] > 200

@@ -1,8 +1,8 @@
 """`vitalstudy figures KIND`: stage 6, one figure (PNG + PDF) with its table per call.
 
-Every call writes under one prefix: `PREFIX.png`, `PREFIX.pdf`, `PREFIX_stats.csv` (study figures;
-`PREFIX_data.csv` for image figures: which file fills which cell), for the per-question study
-figures `PREFIX_questions.{png,pdf}`, and a provenance record `_provenance/<name>.json` beside them.
+Every call writes under one prefix: `PREFIX.png`, `PREFIX.pdf`, `PREFIX_stats.csv` (study figures
+and t-SNE) or `PREFIX_data.csv` (image grids: which file fills which cell), for the per-question
+study figures `PREFIX_questions.{png,pdf}`, and a provenance record `_provenance/<name>.json`.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _image_figure(args, prov: Provenance, out: Path) -> list[Path]:
     if args.kind == "tsne":
         prov.add_input(args.coordinates)
         frame = tsne.read(args.coordinates)
-        fig, data = tsne.plot(frame, args.model), None
+        fig, data, table = tsne.plot(frame, args.model), tsne.neighbour_agreement(frame), "stats"
     else:
         if args.kind == "grid":
             targets = args.targets
@@ -120,11 +120,10 @@ def _image_figure(args, prov: Provenance, out: Path) -> list[Path]:
                 prov.add_input(path)
         data = pd.DataFrame([{"method": m, "target": t, "seed": args.seed, "image": str(p), "present": p.is_file()}
                              for m, t, p in cells])
-    written = [out.with_name(out.name + ".png"), out.with_name(out.name + ".pdf")]
-    save(fig, *written)
-    if data is not None:
-        written.append(out.with_name(out.name + "_data.csv"))
-        save_table(data, written[-1])
+        table = "data"
+    written = [out.with_name(out.name + ".png"), out.with_name(out.name + ".pdf"), out.with_name(f"{out.name}_{table}.csv")]
+    save(fig, *written[:2])
+    save_table(data, written[2])
     return written
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -24,6 +25,23 @@ def read(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise VitalStudyError(f"{path}: missing columns {', '.join(sorted(missing))}")
     return frame
+
+
+def neighbour_agreement(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per method: share of FVs whose nearest natural image in the embedding is of the FV's class,
+    a number for what the figure shows (chance: the share of natural images of that class)."""
+    natural = frame[frame["kind"] == "natural"]
+    fvs = frame[frame["kind"] == "fv"]
+    if natural.empty or fvs.empty:
+        return pd.DataFrame(columns=["method", "n_fvs", "nearest_natural_same_class", "chance"])
+    points = natural[["x", "y"]].to_numpy()
+    nearest = np.argmin(((fvs[["x", "y"]].to_numpy()[:, None, :] - points[None]) ** 2).sum(-1), axis=1)
+    same = natural["target"].to_numpy()[nearest] == fvs["target"].to_numpy()
+    chance = fvs["target"].map(natural["target"].value_counts(normalize=True)).fillna(0).to_numpy()
+    table = pd.DataFrame({"method": fvs["method"].to_numpy(), "same": same, "chance": chance})
+    out = table.groupby("method", sort=False).agg(n_fvs=("same", "size"), nearest_natural_same_class=("same", "mean"),
+                                                  chance=("chance", "mean")).reset_index()
+    return out.set_index("method").loc[ordered_methods(out["method"])].reset_index()
 
 
 def plot(frame: pd.DataFrame, model: str):
