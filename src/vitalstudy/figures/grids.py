@@ -11,7 +11,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from PIL import Image
 
-from vitalstudy.figures.style import method_name, placeholder
+from vitalstudy.figures.methods import method_name
+from vitalstudy.figures.style import placeholder
 from vitalstudy.io import read_json
 from vitalstudy.references.targets import parse_target
 

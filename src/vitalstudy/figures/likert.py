@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from vitalstudy.figures.style import method_name, ordered_methods
+from vitalstudy.figures.methods import method_name, ordered_methods
 
 
 def shares(frame: pd.DataFrame, by: list[str], scale: tuple[int, int]) -> pd.DataFrame:

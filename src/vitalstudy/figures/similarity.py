@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from vitalstudy.figures.style import METHOD_COLORS, method_name, ordered_methods
+from vitalstudy.figures.methods import method_name, ordered_methods
+from vitalstudy.figures.style import METHOD_COLORS
 
 QUANTILES = {"q05": 0.05, "median": 0.5, "q95": 0.95}
 

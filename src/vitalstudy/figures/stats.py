@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from vitalstudy.figures.methods import ordered_methods
 from vitalstudy.seeding import rng as seeded_rng
 
 NAN_CI = (math.nan, math.nan)
@@ -125,7 +126,8 @@ def method_summary(frame: pd.DataFrame, value: str, statistic: Callable[[np.ndar
                    seed: int, *key: object) -> pd.DataFrame:
     """Per method: n answers, n participants, the statistic and its participant-bootstrap interval."""
     rows = []
-    for method, part in frame.groupby("method", sort=False):
+    for method in ordered_methods(frame["method"]):
+        part = frame[frame["method"] == method]
         low, high = participant_bootstrap_ci(part[value], part["participant"], statistic, bootstrap["iterations"],
                                              bootstrap["confidence"], seed, *key, method)
         rows.append({"method": method, "n_answers": len(part), "n_participants": part["participant"].nunique(),
@@ -133,20 +135,19 @@ def method_summary(frame: pd.DataFrame, value: str, statistic: Callable[[np.ndar
     return pd.DataFrame(rows)
 
 
-def participant_means(frame: pd.DataFrame, value: str, order: list[str]) -> pd.DataFrame:
+def participant_means(frame: pd.DataFrame, value: str) -> pd.DataFrame:
     """Participants x methods table of each participant's mean `value` (nan: method not seen)."""
     return frame.pivot_table(index="participant", columns="method", values=value, aggfunc="mean").reindex(
-        columns=[m for m in order if m in set(frame["method"])])
+        columns=ordered_methods(frame["method"]))
 
 
 def figure_statistics(frame: pd.DataFrame, value: str, measure: str, statistic: Callable[[np.ndarray], float],
                       bootstrap: dict, seed: int, *key: object) -> pd.DataFrame:
     """The CSV beside a study figure: per-method estimates with participant-bootstrap intervals
     (`row` = estimate), then the method comparisons on per-participant means (`row` = test)."""
-    order = list(dict.fromkeys(frame["method"]))
     summary = method_summary(frame, value, statistic, bootstrap, seed, *key, measure).assign(row="estimate",
                                                                                           measure=measure)
-    tests = compare_methods(participant_means(frame, value, order)).assign(row="test", measure=f"participant {value}")
+    tests = compare_methods(participant_means(frame, value)).assign(row="test", measure=f"participant {value}")
     return pd.concat([f for f in (summary, tests) if len(f)], ignore_index=True).reindex(columns=
         ["row", "measure", "method", "n_answers", "n_participants", "estimate", "ci_low", "ci_high", "comparison",
          "test", "n", "statistic", "p", "p_holm", "effect", "effect_name"])

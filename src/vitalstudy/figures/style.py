@@ -20,10 +20,7 @@ import seaborn as sns  # noqa: E402
 
 from vitalstudy.io import atomic_path  # noqa: E402
 
-# Display names and one fixed colour per method, so a method looks the same in every figure.
-METHOD_NAMES = {"vital": "VITAL", "vital_lrp": "VITAL (LRP)", "fourier": "Fourier", "maco": "MACO",
-                "deepinversion": "DeepInv", "real": "real images"}
-METHOD_ORDER = ["vital", "vital_lrp", "maco", "fourier", "deepinversion"]
+# One fixed colour per method, so a method looks the same in every figure.
 _PALETTE = sns.color_palette("colorblind", 8)
 METHOD_COLORS = {"vital": _PALETTE[0], "vital_lrp": _PALETTE[4], "maco": _PALETTE[1], "fourier": _PALETTE[2],
                  "deepinversion": _PALETTE[3], "real": (0.6, 0.6, 0.6)}
@@ -33,16 +30,6 @@ DPI = 150
 def apply_theme() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
     plt.rcParams.update({"svg.hashsalt": "vitalstudy", "pdf.compression": 6, "figure.dpi": DPI})
-
-
-def method_name(method: str) -> str:
-    return METHOD_NAMES.get(method, method)
-
-
-def ordered_methods(methods) -> list[str]:
-    """The known methods in the paper's order, then any others alphabetically."""
-    present = set(methods)
-    return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
 
 
 def save(fig, png: str | os.PathLike, pdf: str | os.PathLike | None = None) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import seaborn as sns
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.figures.style import method_name, ordered_methods
+from vitalstudy.figures.methods import method_name, ordered_methods
 
 COLUMNS = {"kind", "method", "target", "label", "x", "y"}
 # The paper's symbols: square VITAL, triangle MACO, hexagon Fourier, star DeepInversion.

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from vitalstudy.figures.stats import figure_statistics, mean
-from vitalstudy.figures.style import METHOD_COLORS, method_name, ordered_methods
+from vitalstudy.figures.methods import method_name, ordered_methods
+from vitalstudy.figures.style import METHOD_COLORS
 
 # Paper, section 4.3 (n = 42, ResNet50): (unit kind, method) -> (accuracy, mean confidence 1..3).
 PAPER = {("class", "vital"): (1.0, 2.81), ("class", "maco"): (0.9286, 2.51), ("class", "fourier"): (0.9048, 2.45),
