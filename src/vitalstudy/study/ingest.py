@@ -50,7 +50,7 @@ SALT_FILE = ".participant_salt"
 # Columns Google Forms adds on its own; dropped on reading (PII) or ignored (quiz scores).
 PII_HEADER = re.compile(r"^\s*(e-?mail( address)?|ip( address)?|ip_address|username)\s*$", re.I)
 IGNORED_HEADERS = {"score", "total score"}
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
 IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 BRACKET_ID = re.compile(r"\[([^\[\]]+)\]\s*$")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
@@ -231,14 +231,16 @@ def _undecodable(text: str) -> bool:
 
 
 def _printable(text: str, limit: int = RAW_PREVIEW_CHARS) -> str:
-    """Text safe to write to quarantine.csv: undecodable bytes shown as U+FFFD, PII masked, bounded."""
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    text = redact(text)
-    return text if len(text) <= limit else f"{text[:limit]}...[{len(text) - limit} more characters]"
+    """Text safe to write to quarantine.csv: undecodable bytes shown as U+FFFD, PII masked, bounded
+    (cut before masking, with a margin so an address at the cut is still recognised)."""
+    length = len(text)
+    text = redact(text[:limit + 200].encode("utf-8", "replace").decode("utf-8"))
+    return text if length <= limit else f"{text[:limit]}...[{length - limit} more characters]"
 
 
 def redact(text: str) -> str:
-    """Mask e-mail addresses and IPv4 addresses a participant typed; neither may reach an output."""
+    """Mask e-mail addresses and IPv4 addresses a participant typed; neither may reach an output.
+    Bounded repetitions keep the patterns linear on long cells."""
     return IPV4.sub("[ip]", EMAIL.sub("[email]", text))
 
 
