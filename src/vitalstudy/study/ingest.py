@@ -487,7 +487,7 @@ def parse_likert(value: object, spec: dict) -> int:
     label alone (`best`). Rejected: other numbers (`4.5`, `4.0`), a label that is not that point's."""
     lo, hi, labels = spec["min"], spec["max"], {str(k): str(v).strip().casefold() for k, v in (spec.get("labels") or {}).items()}
     if isinstance(value, bool) or isinstance(value, float):
-        raise AnswerError("likert_not_integer", f"{value!r} is not an integer")
+        raise AnswerError("likert_not_integer", f"value {value!r} is not an integer")
     if isinstance(value, int):
         number = value
     else:
@@ -497,14 +497,14 @@ def parse_likert(value: object, spec: dict) -> int:
         if m:
             number = int(m[1])
             if m[2] is not None and labels.get(str(number)) != m[2].strip().casefold():
-                raise AnswerError("likert_label_mismatch", f"{text!r}: label does not match point {number} "
+                raise AnswerError("likert_label_mismatch", f"value {text!r}: the label does not match point {number} "
                                   f"({labels.get(str(number), 'unlabelled')!r})")
         elif by_label:
             number = by_label[0]
         else:
-            raise AnswerError("likert_not_integer", f"{text[:80]!r} is not an integer on the scale")
+            raise AnswerError("likert_not_integer", f"value {text[:80]!r} is not an integer on the scale")
     if not lo <= number <= hi:
-        raise AnswerError("likert_out_of_range", f"{number} is outside {lo}..{hi}")
+        raise AnswerError("likert_out_of_range", f"value {number} is outside {lo}..{hi}")
     return number
 
 
@@ -517,8 +517,8 @@ def parse_choice(value: object, spec: dict) -> str:
         return options[text.casefold()]
     parts = [p.strip().casefold() for p in re.split(r";|,\s", text) if p.strip()]
     if len(parts) > 1 and all(p in options for p in parts):
-        raise AnswerError("multiple_choices", f"{text[:80]!r}: several options in a single-choice field")
-    raise AnswerError("invalid_choice", f"{text[:80]!r} is not one of {list(options.values())}")
+        raise AnswerError("multiple_choices", f"value {text[:80]!r}: several options in a single-choice field")
+    raise AnswerError("invalid_choice", f"value {text[:80]!r} is not one of {list(options.values())}")
 
 
 def parse_text(value: object, spec: dict) -> str:
@@ -526,7 +526,7 @@ def parse_text(value: object, spec: dict) -> str:
     no letter or digit (`-`, `...`, blanks) is `empty_free_text`; over `max_length` is `text_too_long`."""
     text = " ".join(unicodedata.normalize("NFC", str(value)).split())
     if not any(ch.isalnum() for ch in text):
-        raise AnswerError("empty_free_text", f"{text[:40]!r} has no letter or digit")
+        raise AnswerError("empty_free_text", f"value {text[:40]!r} has no letter or digit")
     limit = spec.get("max_length")
     if limit and len(text) > limit:
         raise AnswerError("text_too_long", f"{len(text)} characters, the limit is {limit}")
@@ -638,10 +638,10 @@ def row_problem(sub: Submission, design: StudyDesign, day_first: bool, salt: byt
         return sub.problem
     manifest = design.manifest
     if sub.study_id is not None and sub.study_id != manifest["study_id"]:
-        return Problem("study_mismatch", "study_id", f"{sub.study_id!r}, expected {manifest['study_id']!r}")
+        return Problem("study_mismatch", "study_id", f"study {sub.study_id!r}, expected {manifest['study_id']!r}")
     if sub.manifest_version is not None and sub.manifest_version != manifest["manifest_version"]:
         return Problem("manifest_version_mismatch", "manifest_version",
-                       f"{sub.manifest_version!r}, current {manifest['manifest_version']!r}")
+                       f"version {sub.manifest_version!r}, current {manifest['manifest_version']!r}")
     raw_id = sub.fixed.get("participant_id")
     if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool) or not str(raw_id).strip():
         return Problem("missing_participant_id", "participant_id", "no participant id")
@@ -649,7 +649,7 @@ def row_problem(sub: Submission, design: StudyDesign, day_first: bool, salt: byt
     subset = sub.fixed.get("subset")
     subset = str(subset).strip() if subset not in (None, "") else None
     if subset not in (manifest.get("subsets") or [None]):
-        return Problem("unknown_subset", "subset", f"{subset!r}, the study has {manifest.get('subsets') or 'none'}")
+        return Problem("unknown_subset", "subset", f"subset {subset!r}; the study has {manifest.get('subsets') or 'none'}")
     sub.fixed["subset"] = subset
     for name in ("started_at", "submitted_at"):
         if sub.fixed.get(name) in (None, ""):
@@ -657,7 +657,7 @@ def row_problem(sub: Submission, design: StudyDesign, day_first: bool, salt: byt
         try:
             stamp = parse_timestamp(sub.fixed[name], day_first)
         except (ValueError, OverflowError):
-            return Problem("bad_timestamp", name, f"{str(sub.fixed[name])[:60]!r} is not a date and time")
+            return Problem("bad_timestamp", name, f"value {str(sub.fixed[name])[:60]!r} is not a date and time")
         window = design.window
         if window and not window[0] <= stamp <= window[1]:
             return Problem("outside_window", name, f"{stamp.isoformat()} is outside {window[0].isoformat()} .. "
@@ -679,7 +679,7 @@ def check_answers(sub: Submission, design: StudyDesign) -> Checked | Problem:
     for (kind, qid, fld), cells in by_key.items():
         question = design.questions.get(qid)
         if kind == "unknown":
-            reason = ("unknown_question", f"{cells[0].label!r} is not in manifest {design.manifest['manifest_version']}")
+            reason = ("unknown_question", f"column or key {cells[0].label!r} is not in manifest {design.manifest['manifest_version']}")
         elif question.get("subset") not in (None, sub.fixed["subset"]):
             reason = ("wrong_subset", f"{qid} belongs to subset {question['subset']}, not {sub.fixed['subset']}")
         elif len({str(c.value).strip() for c in cells}) > 1:
@@ -726,7 +726,7 @@ def exclusion(checked: Checked, design: StudyDesign, outcome: Outcome) -> Proble
     elif bounds:
         seconds = (sub.submitted - sub.started).total_seconds()
         if not (bounds.get("min") or 0) <= seconds <= (bounds.get("max") or float("inf")):
-            return Problem("completion_time", detail=f"{seconds:.0f} s, allowed {bounds.get('min')}..{bounds.get('max')} s")
+            return Problem("completion_time", detail=f"took {seconds:.0f} s, allowed {bounds.get('min')}..{bounds.get('max')} s")
     straight = rules.get("straightlining")
     if straight:
         likert = [v for (qid, fld), v in values.items() if design.questions[qid]["section_id"] in straight["sections"]
@@ -763,7 +763,7 @@ def validate(files: list[InputFile], design: StudyDesign, salt: bytes) -> Outcom
     for checked in candidates:
         sub, content = checked.sub, fingerprint(checked)
         if sub.submission_id and sub.submission_id in seen_ids:
-            outcome.reject_row(sub, Problem("duplicate_submission", "submission_id", f"{sub.submission_id} seen before"))
+            outcome.reject_row(sub, Problem("duplicate_submission", "submission_id", f"submission {sub.submission_id} seen before"))
         elif content in seen_content:
             outcome.reject_row(sub, Problem("identical_row", detail="same participant and answers as an earlier row"))
         elif sub.participant in seen_people:
