@@ -1,0 +1,18 @@
+# vitalstudy: one DAG from reference selection to the paper's figures. Run from the repository root:
+#   snakemake --profile workflow/profiles/default                 (the offline demo, config/config.yaml)
+#   snakemake --profile workflow/profiles/default --configfile config/sample.yaml
+# The rules hold no logic: each calls the `vitalstudy` command of its stage (src/vitalstudy).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/references.smk"
+
+
+rule all:
+    input:
+        references_outputs(),
+    default_target: True

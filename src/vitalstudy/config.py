@@ -1,0 +1,175 @@
+"""Loading and validating run configs: JSON-schema first, then checks that need the registries.
+
+Every failure is a ConfigError whose one-line message names the key (``images.path``) and the
+problem. Defaults written in the schema are filled in, so the resolved config says everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+from vitalstudy.errors import ConfigError
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in `default` values (the jsonschema FAQ recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+                elif sub.get("type") == "object" and name not in instance and "properties" in sub \
+                        and not sub.get("required"):
+                    instance[name] = {}
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(Draft202012Validator)
+
+
+def schema() -> dict:
+    text = resources.files("vitalstudy.schemas").joinpath("config.schema.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _describe(error) -> str:
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"{_key(error.absolute_path + type(error.absolute_path)(extra[:1]))}: unknown key (allowed here: {allowed})"
+    if error.validator == "required":
+        return f"{_key(error.absolute_path)}: {error.message}"
+    if error.validator == "oneOf":
+        return f"{_key(error.absolute_path)}: {error.instance!r} is neither 'all' nor a list of WordNet ids like 'n07920052'"
+    return f"{_key(error.absolute_path)}: {error.message}"
+
+
+def expand_env(value: str, key: str) -> str:
+    def repl(match):
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{key}: environment variable {name} is not set (used in {value!r})")
+
+    return _ENV.sub(repl, value)
+
+
+def validate(config: dict, check_paths: bool = True) -> dict:
+    """Validate `config` (a copy is returned with defaults filled in) or raise ConfigError.
+
+    `check_paths=False` (dry runs) skips the checks that files and folders exist, so a plan can be
+    listed on a machine without the data.
+    """
+    config = copy.deepcopy(config)
+    errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise ConfigError(_describe(errors[0]))
+    _check_semantics(config, check_paths)
+    return config
+
+
+def _check_semantics(config: dict, check_paths: bool) -> None:
+    from vitalstudy.data.classes import imagenet_classes
+    from vitalstudy.models.registry import REGISTRY
+
+    models = config["models"]
+    for i, name in enumerate(models["targets"]):
+        if name not in REGISTRY:
+            raise ConfigError(f"models.targets[{i}]: unknown model {name!r}; known: {', '.join(REGISTRY)}")
+    if models.get("held_out") and models["held_out"] not in REGISTRY:
+        raise ConfigError(f"models.held_out: unknown model {models['held_out']!r}; known: {', '.join(REGISTRY)}")
+    for name, path in models.get("weights", {}).items():
+        if name not in REGISTRY:
+            raise ConfigError(f"models.weights.{name}: unknown model; known: {', '.join(REGISTRY)}")
+        models["weights"][name] = path = expand_env(path, f"models.weights.{name}")
+        if check_paths and not Path(path).is_file():
+            raise ConfigError(f"models.weights.{name}: weight file {path} does not exist")
+
+    images = config["images"]
+    if images["source"] in ("folder", "imagenet"):
+        if not images.get("path"):
+            raise ConfigError(f"images.path: required when images.source is {images['source']!r}")
+        override = os.environ.get("VITALSTUDY_IMAGES")
+        images["path"] = override or expand_env(images["path"], "images.path")
+        root = Path(images["path"])
+        if check_paths and not root.is_dir():
+            raise ConfigError(f"images.path: directory {images['path']} does not exist")
+        if check_paths and images["source"] == "imagenet" and not (root / "train").is_dir():
+            raise ConfigError(f"images.path: {images['path']} has no train/ folder (expected train/<wnid>/*)")
+
+    classes = imagenet_classes()
+    wanted = config["targets"].get("classes", [])
+    if wanted != "all":
+        for i, wnid in enumerate(wanted):
+            if wnid not in classes:
+                raise ConfigError(f"targets.classes[{i}]: {wnid!r} is not an ImageNet-1k WordNet id")
+    for i, group in enumerate(config["targets"].get("neurons", [])):
+        model = group.get("model")
+        if model is not None and model not in models["targets"]:
+            raise ConfigError(f"targets.neurons[{i}].model: {model!r} is not one of models.targets")
+        for name in [model] if model else models["targets"]:
+            if group["layer"] != REGISTRY[name].neuron_layer and not _is_layer(name, group["layer"]):
+                raise ConfigError(f"targets.neurons[{i}].layer: {name} has no layer {group['layer']!r}")
+
+
+def _is_layer(model_name: str, layer: str) -> bool:
+    from vitalstudy.models import build_model, get_spec
+
+    names = dict(build_model(get_spec(model_name), pretrained=False).named_modules())
+    return layer in names
+
+
+def load(paths: list[str | os.PathLike], overrides: dict | None = None) -> dict:
+    """Read YAML config files (later ones override earlier ones, key by key) and validate."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of keys")
+        merged = deep_merge(merged, data)
+    return validate(deep_merge(merged, overrides or {}))
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+# CLI: `vitalstudy check-config`
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("configfiles", nargs="+", help="YAML config files, later ones override earlier ones")
+
+
+def run(args: argparse.Namespace) -> int:
+    print(json.dumps(load(args.configfiles), indent=2))
+    return 0

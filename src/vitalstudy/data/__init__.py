@@ -1,0 +1,1 @@
+"""ImageNet classes and the image sources a run draws from (bundled photos, a folder, ImageNet)."""

@@ -1,0 +1,152 @@
+"""Image sources and the run's image index.
+
+Three sources: `bundled` (real photos that installed packages ship, mapped to ImageNet classes in
+bundled.yaml), `folder` (flat `<wnid>_*.JPEG` files, like the 1000-image ImageNet sample) and
+`imagenet` (`train/<wnid>/*`, `val/<wnid>/*`). The index assigns every image to the reference pool
+or the metric pool, so that images used as references are never the ones metrics are computed on
+(impossible when a class has one image: it is then marked `both` and the reference JSON says so).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from PIL import Image, UnidentifiedImageError
+
+from vitalstudy.data.classes import imagenet_classes
+from vitalstudy.errors import ConfigError, VitalStudyError
+
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
+INDEX_COLUMNS = ["image_id", "path", "wnid", "class_index", "source", "split", "pool"]
+
+
+class UnreadableImageError(VitalStudyError):
+    """An image file that cannot be decoded; the message names the path."""
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    image_id: str
+    path: str
+    wnid: str
+    source: str
+    split: str  # train | val | none
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Decode an image fully as RGB, or raise UnreadableImageError naming the file."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableImageError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from None
+
+
+@lru_cache(maxsize=1)
+def bundled_manifest() -> list[dict]:
+    text = resources.files("vitalstudy.data").joinpath("bundled.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)["images"]
+
+
+def _bundled_images() -> list[SourceImage]:
+    images = []
+    for entry in bundled_manifest():
+        try:
+            package = importlib.import_module(entry["package"])
+        except ImportError:
+            raise ConfigError(
+                f"images.source=bundled: the photo {entry['id']} ships with the Python package "
+                f"{entry['package']!r}, which is not installed") from None
+        path = Path(package.__file__).parent / entry["resource"]
+        images.append(SourceImage(entry["id"], str(path), entry["wnid"], "bundled", "none"))
+    return images
+
+
+def _folder_images(root: Path) -> list[SourceImage]:
+    classes = imagenet_classes()
+    images = []
+    for path in sorted(root.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        wnid = path.name.split("_", 1)[0].split(".", 1)[0]
+        if wnid in classes:
+            images.append(SourceImage(path.stem, str(path.resolve()), wnid, "folder", "none"))
+    if not images:
+        raise ConfigError(f"images.path: {root} holds no images named <wnid>_*.JPEG")
+    return images
+
+
+def _imagenet_images(root: Path) -> list[SourceImage]:
+    classes = imagenet_classes()
+    images = []
+    for split in ("train", "val"):
+        split_dir = root / split
+        if not split_dir.is_dir():
+            continue
+        for class_dir in sorted(split_dir.iterdir()):
+            if class_dir.name not in classes or not class_dir.is_dir():
+                continue
+            with os.scandir(class_dir) as entries:
+                names = sorted(e.name for e in entries if Path(e.name).suffix.lower() in IMAGE_SUFFIXES)
+            images += [SourceImage(f"{split}/{class_dir.name}/{n}", str((class_dir / n).resolve()),
+                                   class_dir.name, "imagenet", split) for n in names]
+    return images
+
+
+def list_images(source: str, path: str | None) -> list[SourceImage]:
+    if source == "bundled":
+        return _bundled_images()
+    root = Path(path or "")
+    if not root.is_dir():
+        raise ConfigError(f"images.path: directory {root} does not exist")
+    return _folder_images(root) if source == "folder" else _imagenet_images(root)
+
+
+def _assign_pools(frame: pd.DataFrame, metric_fraction: float, seed: int) -> pd.Series:
+    """Seeded per-class split into reference and metric pools (val/ is the metric pool for ImageNet)."""
+    rng = np.random.default_rng(seed)
+    pool = pd.Series("reference", index=frame.index, dtype=object)
+    if (frame["split"] == "val").any():
+        pool[frame["split"] == "val"] = "metric"
+        return pool
+    for _, rows in frame.groupby("wnid", sort=True):
+        if len(rows) == 1:
+            pool[rows.index] = "both"
+            continue
+        n_metric = max(1, int(round(len(rows) * metric_fraction)))
+        pool[rng.choice(rows.index.to_numpy(), size=n_metric, replace=False)] = "metric"
+    return pool
+
+
+def build_index(images_config: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The run's image index and the list of skipped files (`path`, `reason`)."""
+    classes = imagenet_classes()
+    images = list_images(images_config["source"], images_config.get("path"))
+    skipped = []
+    if images_config.get("verify", True):
+        kept = []
+        for image in images:
+            try:
+                with Image.open(image.path) as handle:
+                    handle.verify()
+                kept.append(image)
+            except Exception as exc:  # PIL raises many types for corrupt data
+                skipped.append({"path": image.path, "reason": f"unreadable image ({type(exc).__name__}: {exc})"})
+        images = kept
+    frame = pd.DataFrame([asdict(i) for i in images], columns=["image_id", "path", "wnid", "source", "split"])
+    frame["class_index"] = [classes.index(w) for w in frame["wnid"]]
+    frame["pool"] = _assign_pools(frame, images_config.get("metric_fraction", 0.2), seed)
+    return frame[INDEX_COLUMNS], pd.DataFrame(skipped, columns=["path", "reason"])
+
+
+def read_index(path: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"image_id": str, "path": str, "wnid": str, "split": str, "pool": str})

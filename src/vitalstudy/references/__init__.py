@@ -1,0 +1,1 @@
+"""Stage 1: choosing the real images a visualization is matched against."""

@@ -1,0 +1,31 @@
+# Config validation and the helpers every rule file uses. A bad config stops here with one line
+# naming the key and the problem (vitalstudy.config), before any job starts.
+import json
+import sys
+
+from vitalstudy.config import validate
+from vitalstudy.errors import ConfigError
+from vitalstudy.references.targets import class_targets, neuron_layers, neuron_targets
+
+if not config:
+    sys.exit("config error: no config given; use --configfile config/config.yaml (the offline demo) "
+             "or --profile workflow/profiles/default, which selects it")
+_dry_run = bool(workflow.output_settings and workflow.output_settings.dryrun)
+try:
+    config = validate(config, check_paths=not _dry_run)
+except ConfigError as _error:
+    sys.exit(f"config error: {_error}")
+
+RUN = f"results/{config['run']}"
+MODELS = config["models"]["targets"]
+
+
+def stage_config(*sections):
+    """The config keys a stage reads, as JSON for its command line; as a rule's params they make
+    Snakemake re-run exactly the jobs whose settings changed."""
+    keys = ("seed", "device") + sections
+    return json.dumps({k: config[k] for k in keys if k in config}, sort_keys=True)
+
+
+def targets_of(model):
+    return class_targets(config) + neuron_targets(config, model)
