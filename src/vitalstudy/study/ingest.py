@@ -33,13 +33,14 @@ import sqlite3
 import tempfile
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
 from contextlib import closing
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from time import perf_counter
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.io import atomic_path, sha256_file, write_json
+from vitalstudy.provenance import Provenance
 
 FIXED_FIELDS = ("participant_id", "subset", "started_at", "submitted_at")
 RESPONSE_FORMAT = "vitalstudy.response/1"
@@ -795,30 +796,14 @@ def unneutralise(value: str) -> str:
 
 def write_csv(path: Path, columns: list[str], rows: list[dict], counter: Counter) -> None:
     """Write rows atomically, neutralising formula-like cells and counting them per file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    counter[path.name] += 0
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:
             safe = {k: neutralise(row.get(k, "")) for k in columns}
             counter[path.name] += sum(safe[k] is not row.get(k, "") for k in columns)
             writer.writerow(safe)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tidy_rows(outcome: Outcome, design: StudyDesign) -> list[dict]:
@@ -860,23 +845,28 @@ def report(outcome: Outcome, neutralised: Counter) -> dict:
 
 
 def ingest(inputs: list[Path], simulated_inputs: list[Path], manifest: Path, codebook: Path, answer_key: Path,
-           out_dir: Path, salt_env: str = DEFAULT_SALT_ENV) -> dict:
+           out_dir: Path, salt_env: str = DEFAULT_SALT_ENV, provenance: Path | None = None) -> dict:
     """Run the whole stage; returns the validation report (also written to `out_dir`)."""
-    start = perf_counter()
+    record = Provenance("05_responses.ingest", {"salt_env": salt_env, "max_cell_chars": MAX_CELL_CHARS,
+                                                "simulated_inputs": [str(p) for p in simulated_inputs]})
     design = load_design(manifest, codebook, answer_key)
     files = discover(inputs, simulated=False) + discover(simulated_inputs, simulated=True)
     outcome = validate(files, design, participant_salt(salt_env, out_dir))
     neutralised: Counter = Counter()
-    write_csv(out_dir / "responses.csv", RESPONSES_COLUMNS, tidy_rows(outcome, design), neutralised)
-    write_csv(out_dir / "quarantine.csv", QUARANTINE_COLUMNS, outcome.quarantine, neutralised)
-    write_csv(out_dir / "exclusions.csv", EXCLUSION_COLUMNS, outcome.exclusions, neutralised)
+    outputs = {name: out_dir / name for name in ("responses.csv", "quarantine.csv", "exclusions.csv",
+                                                 "validation_report.json")}
+    write_csv(outputs["responses.csv"], RESPONSES_COLUMNS, tidy_rows(outcome, design), neutralised)
+    write_csv(outputs["quarantine.csv"], QUARANTINE_COLUMNS, outcome.quarantine, neutralised)
+    write_csv(outputs["exclusions.csv"], EXCLUSION_COLUMNS, outcome.exclusions, neutralised)
     result = report(outcome, neutralised)
-    write_json_atomic(out_dir / "validation_report.json", result)
-    write_json_atomic(out_dir / "provenance.json", {
-        "stage": "05_responses/ingest", "study_id": design.manifest["study_id"],
-        "manifest_version": design.manifest["manifest_version"], "salt_env": salt_env,
-        "inputs": {str(p): sha256_file(p) for p in (manifest, codebook, answer_key)} | {str(f.path): f.sha256 for f in files},
-        "wall_seconds": round(perf_counter() - start, 3)})
+    write_json(outputs["validation_report.json"], result)
+    for path in (manifest, codebook, answer_key):
+        record.add_input(path)
+    for source in files:
+        record.add_input(source.path, source.sha256)
+    for path in outputs.values():
+        record.add_output(path)
+    record.write(provenance or out_dir / "_provenance" / "ingest.json")
     if not result["balanced"]:  # a bug, not bad input: refuse to hand on unaccounted rows
-        raise VitalStudyError(f"{out_dir}/validation_report.json: row counts do not add up")
+        raise VitalStudyError(f"{outputs['validation_report.json']}: row counts do not add up")
     return result

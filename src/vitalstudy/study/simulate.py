@@ -67,29 +67,31 @@ def judge_stimuli(manifest: dict, answer_key: dict, forms_dir: Path, model_name:
     spec, model, classes = get_spec(model_name), load_model(model_name, weights=weights), imagenet_classes()
 
     def probabilities(stimuli: list[dict]) -> torch.Tensor:
-        images = [spec.preprocess(Image.open(forms_dir / s["file"]).convert("RGB")) for s in stimuli]
-        with torch.no_grad():
-            return torch.softmax(model(torch.stack(images)), dim=1)
+        """Class probabilities, in batches of 32 images."""
+        batches = []
+        for start in range(0, len(stimuli), 32):
+            images = [spec.preprocess(Image.open(forms_dir / s["file"]).convert("RGB")) for s in stimuli[start:start + 32]]
+            with torch.no_grad():
+                batches.append(torch.softmax(model(torch.stack(images)), dim=1))
+        return torch.cat(batches)
 
+    fvs = {s["stimulus_id"]: (s, q) for q in manifest["questions"] for s in q["stimuli"] if s["role"] == "fv"}
+    if not fvs:
+        return {}
     judgements = {}
-    for question in manifest["questions"]:
-        fvs = [s for s in question["stimuli"] if s["role"] == "fv" and s["stimulus_id"] not in judgements]
-        if not fvs:
-            continue
+    for sid, (stimulus, question), probs in zip(fvs, fvs.values(), probabilities([s for s, _ in fvs.values()])):
         target = answer_key["questions"].get(question["question_id"], {}).get("target")
-        probs = probabilities(fvs)
         if target in classes:
-            p_true = probs[:, classes.index(target)]
+            p_true = float(probs[classes.index(target)])
         else:
             references = [s for s in question["stimuli"] if s["role"] == "reference"]
             if not references:
                 raise VitalStudyError(f"manifest question {question['question_id']}: target {target!r} is no "
                                       "ImageNet class and the question has no reference images to compare with")
-            p_true = torch.minimum(probs, probabilities(references).mean(0, keepdim=True)).sum(1)
-        for stimulus, p, top in zip(fvs, p_true.tolist(), probs.argmax(1).tolist()):
-            alternative = classes.wordnet_names[top].replace("_", " ")
-            judgements[stimulus["stimulus_id"]] = Judgement(
-                float(p), classes.name(top), (alternative,) if alternative != classes.name(top) else ())
+            p_true = float(torch.minimum(probs, probabilities(references).mean(0)).sum())
+        top = int(probs.argmax())
+        alternative = classes.wordnet_names[top].replace("_", " ")
+        judgements[sid] = Judgement(p_true, classes.name(top), (alternative,) if alternative != classes.name(top) else ())
     return judgements
 
 

