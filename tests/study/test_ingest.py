@@ -119,6 +119,22 @@ def test_exclusions_follow_the_manifest_rules(study, tmp_path):
     assert {r["participant"] for r in read_csv(tmp_path / "out" / "responses.csv")} == {pseudonym("ok", b"test-salt")}
 
 
+def test_straightlining_on_2afc_counts_choices_not_confidence(study, tmp_path):
+    manifest = study["manifest_data"] | {"exclusions": {"straightlining": {"sections": ["two_afc"],
+                                                                          "max_identical_fraction": 1.0}}}
+    study["manifest"].write_text(json.dumps(manifest))
+    always_a = submission("always-a")  # choices A, A; confidences 3, 2
+    mixed = submission("mixed")
+    mixed["answers"]["two_afc.q01"] = {"choice": "B", "confidence": 3}
+    same_confidence = submission("same-confidence")
+    same_confidence["answers"]["two_afc.q01"] = {"choice": "B", "confidence": 2}
+    for n, payload in enumerate((always_a, mixed, same_confidence)):
+        (tmp_path / "responses" / f"{n}.json").write_text(json.dumps(payload))
+    report = run_ingest(study, tmp_path)
+    assert report["rows"]["excluded_by_reason"] == {"straightlining": 1}
+    assert read_csv(tmp_path / "out" / "exclusions.csv")[0]["participant"] == pseudonym("always-a", b"test-salt")
+
+
 def test_salt_file_is_created_once_and_never_printed(study, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("VITALSTUDY_PARTICIPANT_SALT")
     (tmp_path / "responses" / "a.json").write_text(json.dumps(submission("alice")))

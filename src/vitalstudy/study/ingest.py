@@ -714,9 +714,9 @@ def fingerprint(checked: Checked) -> str:
 def exclusion(checked: Checked, design: StudyDesign, outcome: Outcome) -> Problem | None:
     """The participant-level exclusion rules the manifest fixed up front, in order: catch-trial
     accuracy (an unanswered or invalid catch answer counts as wrong), completion time (only where the
-    input has a start time: Google Forms exports do not), straight-lining (excluded when the most
-    frequent Likert value's share in the named sections reaches `max_identical_fraction`, over at
-    least two ratings)."""
+    input has a start time: Google Forms exports do not), straight-lining: in any named section, the
+    most frequent value of the questions' primary answers (a Likert item's rating, a 2AFC item's
+    choice; not the confidence) reaches `max_identical_fraction` of at least two answers."""
     sub, rules = checked.sub, design.manifest.get("exclusions") or {}
     values = {(a.question_id, a.field): a.value for a in checked.answers}
     catch = [q for q in design.manifest["questions"]
@@ -736,13 +736,14 @@ def exclusion(checked: Checked, design: StudyDesign, outcome: Outcome) -> Proble
         if not (bounds.get("min") or 0) <= seconds <= (bounds.get("max") or float("inf")):
             return Problem("completion_time",
                            detail=f"took {seconds:.0f} s, allowed {bounds.get('min')}..{bounds.get('max')} s")
-    straight = rules.get("straightlining")
-    if straight:
-        likert = [v for (qid, fld), v in values.items() if design.questions[qid]["section_id"] in straight["sections"]
-                  and design.fields[(qid, fld)]["kind"] == "likert"]
-        share = Counter(likert).most_common(1)[0][1] / len(likert) if len(likert) >= 2 else 0.0
+    straight = rules.get("straightlining") or {"sections": []}
+    for section in straight["sections"]:
+        primary = [v for (qid, fld), v in values.items() if design.questions[qid]["section_id"] == section
+                   and fld == design.questions[qid]["fields"][0]["field"]
+                   and design.fields[(qid, fld)]["kind"] in ("likert", "choice")]
+        share = Counter(primary).most_common(1)[0][1] / len(primary) if len(primary) >= 2 else 0.0
         if share >= straight["max_identical_fraction"]:
-            return Problem("straightlining", detail=f"{share:.0%} of {len(likert)} ratings identical")
+            return Problem("straightlining", detail=f"{share:.0%} of {len(primary)} answers in {section} identical")
     return None
 
 

@@ -19,7 +19,8 @@ the neuron's reference images), and `top1_label` (+ alternative names). Particip
 - demographics: uniform over the options, an optional one left blank with probability 0.2.
 Roles, so that the exclusion rules are exercised: 10 % of participants (at least one when there are
 five or more) are inattentive (every answer uniformly random, catch trials included) and 5 % (at
-least one likewise) straight-line (the same Likert value everywhere, otherwise attentive).
+least one likewise) straight-line (the same Likert value everywhere, the first option of every
+2AFC item, otherwise attentive).
 """
 
 from __future__ import annotations
@@ -151,16 +152,16 @@ class Rater:
     def __init__(self, role: str, rng: np.random.Generator):
         self.role, self.rng = role, rng
         self.leniency = rng.normal(0.0, LENIENCY_SD)
-        self.straight_value: int | None = None
+        self.straight_values: dict[tuple[int, int], int] = {}  # one value per scale
 
     def likert(self, spec: dict, p: float) -> int:
         lo, hi = spec["min"], spec["max"]
         if self.role == "inattentive":
             return int(self.rng.integers(lo, hi + 1))
         if self.role == "straightliner":
-            if self.straight_value is None:
-                self.straight_value = int(self.rng.integers(lo, hi + 1))
-            return self.straight_value
+            if (lo, hi) not in self.straight_values:
+                self.straight_values[lo, hi] = int(self.rng.integers(lo, hi + 1))
+            return self.straight_values[lo, hi]
         return int(np.clip(round(lo + (hi - lo) * p + self.leniency + self.rng.normal(0, NOISE_SD)), lo, hi))
 
     def free_label(self, judgement: Judgement) -> str:
@@ -178,6 +179,8 @@ class Rater:
         if self.role == "inattentive":
             return {choice_spec["field"]: str(self.rng.choice(options)),
                     confidence_spec["field"]: int(self.rng.integers(lo, hi + 1))}
+        if self.role == "straightliner":
+            return {choice_spec["field"]: options[0], confidence_spec["field"]: self.likert(confidence_spec, 1.0)}
         strength = float(np.clip(p + self.rng.normal(0, 0.15), 0, 1))
         p_correct = 0.98 if question.get("catch") else 0.5 + 0.45 * strength
         wrong = [o for o in options if o != correct]
