@@ -74,7 +74,10 @@ def test_free_labels_name_the_top_class_when_the_model_is_sure():
     unsure = Judgement(0.0, "tabby cat", ("tabby",))
     named = [Rater("attentive", rng).free_label(sure) for _ in range(300)]
     vague = [Rater("attentive", rng).free_label(unsure) for _ in range(300)]
-    close = lambda texts: np.mean([t in ("tabby cat", "tabby") or t[:3] in ("tab", "tbb") for t in texts])  # noqa: E731
+
+    def close(texts):
+        return np.mean([t in ("tabby cat", "tabby") or t[:3] in ("tab", "tbb") for t in texts])
+
     assert close(named) > 0.9 > 0.3 > close(vague)
     assert "tabby" in named and any(t not in ("tabby cat", "tabby") and t.startswith("t") for t in named)  # typos occur
 
@@ -89,7 +92,7 @@ def test_power_grows_with_participants_and_is_alpha_without_an_effect():
     assert null < 0.1
 
 
-def test_power_command_writes_the_curve(tmp_path, capsys):
+def test_power_command_reads_the_items_per_method_from_the_study(tmp_path, capsys):
     study = build_study(tmp_path / "forms")
     out = tmp_path / "power.csv"
     assert main(["responses", "simulate", "--power", "--manifest", str(study["manifest"]), "--answer-key",
@@ -97,7 +100,16 @@ def test_power_command_writes_the_curve(tmp_path, capsys):
                  "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out)))
     assert [int(r["participants"]) for r in rows] == [5, 10, 15, 20, 25, 30]
-    assert "participants" in capsys.readouterr().out
+    assert "(2 items per method" in capsys.readouterr().out  # two words, each rated once per method
+
+
+def test_simulated_exports_never_go_under_study(tmp_path, monkeypatch, capsys):
+    study = build_study(tmp_path / "forms")
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "study" / "demo" / "responses" / "sim.csv"
+    assert main(["responses", "simulate", "--manifest", str(study["manifest"]), "--answer-key",
+                 str(study["answer_key"]), "--judgements", "unused.csv", "--out", str(target)]) == 1
+    assert "never under study/" in capsys.readouterr().err and not target.exists()
 
 
 @pytest.mark.slow

@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     simulate.add_argument("--held-out-model", default="efficientnet_lite2")
     simulate.add_argument("--power", action="store_true", help="estimate participants needed instead")
     simulate.add_argument("--effect", type=float, default=0.5, help="--power: difference in mean Likert points")
-    simulate.add_argument("--items", type=int, default=10, help="--power: items per method and participant")
+    simulate.add_argument("--items", type=int, default=None,
+                          help="--power: Likert items per method and participant (default: from the manifest)")
     simulate.add_argument("--alpha", type=float, default=0.05)
     simulate.add_argument("--target-power", type=float, default=0.8)
     simulate.add_argument("--reps", type=int, default=1000, help="--power: simulated studies per sample size")
@@ -87,6 +88,8 @@ def _simulate(args) -> int:
         return _power(args, simulate)
     if args.participants < 0:
         raise ConfigError(f"study.simulate.participants: {args.participants} is negative")
+    if args.out.resolve().is_relative_to(Path("study").resolve()):
+        raise ConfigError(f"{args.out}: simulated exports go under results/, never under study/ (real responses)")
     record = Provenance("05_responses.simulate", {"participants": args.participants,
                                                   "held_out_model": args.held_out_model}, seed=args.seed)
     manifest, answer_key = read_json_file(args.manifest), read_json_file(args.answer_key)
@@ -109,10 +112,14 @@ def _simulate(args) -> int:
 
 
 def _power(args, simulate) -> int:
+    from vitalstudy.io import atomic_path
+    from vitalstudy.study.ingest import read_json_file
+
+    if args.items is None:
+        args.items = simulate.likert_items_per_method(read_json_file(args.manifest), read_json_file(args.answer_key))
     sizes = list(range(5, args.max_participants + 1, 5))
     curve = simulate.power_curve(args.effect, args.items, sizes, args.alpha, args.reps, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(args.out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=["participants", "power"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(curve)

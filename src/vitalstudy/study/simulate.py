@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -290,10 +292,26 @@ def power_curve(effect: float, items: int, participants: list[int], alpha: float
             return np.clip(np.rint(latent + rng.normal(0, NOISE_SD, latent.shape)), lo, hi)
 
         diff = (rate(latent_a + effect) - rate(latent_a)).mean(axis=2)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with warnings.catch_warnings():  # studies whose differences are all equal: p is 0 or nan, both handled
+            warnings.simplefilter("ignore", RuntimeWarning)
             p = stats.ttest_1samp(diff, 0.0, axis=1).pvalue
         curve.append({"participants": n, "power": float(np.mean(np.nan_to_num(p, nan=1.0) < alpha))})
     return curve
+
+
+def likert_items_per_method(manifest: dict, answer_key: dict) -> int:
+    """How many Likert items each participant rates per method (the fewest over methods), as the
+    power analysis needs it; a study with no rated method has nothing to compare."""
+    first_subset = (manifest.get("subsets") or [None])[0]  # every subset sees as many items
+    per_method: Counter = Counter()
+    for q in manifest["questions"]:
+        method = answer_key["questions"].get(q["question_id"], {}).get("method")
+        if method and q["subset"] in (None, first_subset) and q["fields"][0]["kind"] == "likert":
+            per_method[method] += 1
+    if len(per_method) < 2:
+        raise VitalStudyError("power analysis: the study has no Likert items of two methods to compare; "
+                              "give --items")
+    return min(per_method.values())
 
 
 def participants_needed(curve: list[dict], target: float = 0.8) -> int | None:
