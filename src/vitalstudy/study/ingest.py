@@ -194,10 +194,11 @@ class InputFile:
     encoding: str = ""
     sha256: str = ""
     notes: list[str] = field(default_factory=list)
+    side_files: dict[str, str] = field(default_factory=dict)  # path -> sha256, e.g. a SQLite -wal file
 
     def record(self) -> dict:
         return {"path": str(self.path), "sha256": self.sha256, "format": self.format, "encoding": self.encoding,
-                "simulated": self.simulated, "notes": self.notes}
+                "simulated": self.simulated, "notes": self.notes, "side_files": self.side_files}
 
 
 def decode_bytes(data: bytes) -> tuple[str, str]:
@@ -341,9 +342,12 @@ def read_sqlite(source: InputFile, design: StudyDesign) -> list[Submission]:
     source.format, source.encoding = "collection server SQLite", "utf-8"
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / source.path.name
-        for suffix in ("", "-wal"):
-            if Path(f"{source.path}{suffix}").exists():
-                shutil.copyfile(f"{source.path}{suffix}", f"{copy}{suffix}")
+        shutil.copyfile(source.path, copy)
+        source.sha256 = sha256_file(copy)  # what was read, even if a live server writes meanwhile
+        wal = Path(f"{source.path}-wal")
+        if wal.exists():
+            shutil.copyfile(wal, f"{copy}-wal")
+            source.side_files[str(wal)] = sha256_file(f"{copy}-wal")
         try:
             with closing(sqlite3.connect(copy)) as db:
                 rows = db.execute("SELECT rowid, received_at, payload FROM submissions ORDER BY rowid").fetchall()
@@ -875,6 +879,8 @@ def ingest(inputs: list[Path], simulated_inputs: list[Path], manifest: Path, cod
         record.add_input(path)
     for source in files:
         record.add_input(source.path, source.sha256)
+        for path, digest in source.side_files.items():
+            record.add_input(path, digest)
     for path in outputs.values():
         record.add_output(path)
     record.write(provenance or out_dir / "_provenance" / "ingest.json")
