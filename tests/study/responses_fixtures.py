@@ -25,7 +25,8 @@ def build_study(root: Path, window: bool = True) -> dict[str, Path]:
         for pos, method in METHODS.items():
             qid, sid = f"likert_word.{q}.{pos}", f"s-{q}{pos}"
             questions.append({"question_id": qid, "section_id": "likert_word", "type": "likert_word",
-                              "number": int(q[1:]), "subset": None, "prompt": f"How well does the image reflect '{word}'?",
+                              "number": int(q[1:]), "subset": None,
+                              "prompt": f"How well does the image reflect '{word}'?",
                               "word": word, "fields": [LIKERT], "stimuli": [_stimulus(sid)], "catch": False,
                               "required": True})
             key[qid] = {"target": wnid, "target_label": word, "model": "efficientnet_lite0", "method": method,
@@ -46,8 +47,9 @@ def build_study(root: Path, window: bool = True) -> dict[str, Path]:
         qid = f"two_afc.q{number:02d}"
         questions.append({"question_id": qid, "section_id": "two_afc", "type": "two_afc", "number": number,
                           "subset": None, "prompt": "Which image activates the unit more?", "word": None,
-                          "fields": afc_fields, "stimuli": [_stimulus(f"s-afc{number}"), _stimulus(f"s-qa{number}", "query_a"),
-                                                            _stimulus(f"s-qb{number}", "query_b")],
+                          "fields": afc_fields,
+                          "stimuli": [_stimulus(f"s-afc{number}"), _stimulus(f"s-qa{number}", "query_a"),
+                                      _stimulus(f"s-qb{number}", "query_b")],
                           "catch": catch, "required": True})
         key[qid] = {"target": "n07920052", "target_label": "espresso", "model": "efficientnet_lite0",
                     "method": None if catch else "vital", "seed": 0, "ground_truth_label": None, "correct_choice": "A"}
@@ -68,7 +70,8 @@ def build_study(root: Path, window: bool = True) -> dict[str, Path]:
     answer_key = {"format": "vitalstudy.answer_key/1", "study_id": "demo", "manifest_version": MANIFEST_VERSION,
                   "questions": key, "stimuli": stimuli}
     root.mkdir(parents=True, exist_ok=True)
-    paths = {"manifest": root / "manifest.json", "answer_key": root / "answer_key.json", "codebook": root / "codebook.csv"}
+    paths = {"manifest": root / "manifest.json", "answer_key": root / "answer_key.json",
+             "codebook": root / "codebook.csv"}
     paths["manifest"].write_text(json.dumps(manifest, indent=1))
     paths["answer_key"].write_text(json.dumps(answer_key, indent=1))
     with open(paths["codebook"], "w", newline="") as fh:
@@ -107,7 +110,8 @@ def submission(participant: str, subset: str = "1", **overrides) -> dict:
     return payload
 
 
-def google_rows(manifest: dict, participants: list[tuple[str, str, dict]], timestamp: str = "2026/03/01 10:12:34 AM GMT+1"):
+def google_rows(manifest: dict, participants: list[tuple[str, str, dict]],
+                timestamp: str = "2026/03/01 10:12:34 AM GMT+1"):
     """Header and rows of a Google Forms export for (participant, subset, answers) triples."""
     headers = ["Timestamp", "Email Address", "Participant ID [participant_id]", "Subset [subset]"]
     columns = codebook_headers(manifest)

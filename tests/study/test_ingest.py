@@ -85,8 +85,8 @@ def test_all_three_formats_give_tidy_rows_with_methods_and_pseudonyms(study, tmp
     for name, data in before.items():
         if not name.endswith("-shm"):  # SQLite's shared-memory index is not read
             assert provenance["inputs"][str(responses / name)] == hashlib.sha256(data).hexdigest()
-    assert set(provenance["outputs"]) == {str(tmp_path / "out" / n) for n in
-                                          ("responses.csv", "quarantine.csv", "exclusions.csv", "validation_report.json")}
+    outputs = ("responses.csv", "quarantine.csv", "exclusions.csv", "validation_report.json")
+    assert set(provenance["outputs"]) == {str(tmp_path / "out" / n) for n in outputs}
 
 
 def test_duplicates_keep_the_earliest_valid_submission(study, tmp_path):
@@ -104,7 +104,7 @@ def test_duplicates_keep_the_earliest_valid_submission(study, tmp_path):
     assert report["rows"]["quarantined_by_reason"] == {"duplicate_participant": 1, "duplicate_submission": 1,
                                                       "incomplete": 1}
     assert report["rows"]["accepted"] == 2 and report["balanced"]
-    kept = {r["source_file"].rsplit("/", 1)[-1] + ":" + r["source_row"] for r in read_csv(tmp_path / "out" / "responses.csv")}
+    kept = {Path(r["source_file"]).name + ":" + r["source_row"] for r in read_csv(tmp_path / "out" / "responses.csv")}
     assert kept == {"a.json:1", "b.json:2"}
 
 

@@ -125,14 +125,16 @@ def test_held_out_model_judges_real_photos(tmp_path, monkeypatch):
     photos = {"coffee": Image.fromarray(skimage_data.coffee()), "cat": Image.fromarray(skimage_data.chelsea())}
     for q in manifest["questions"]:
         for s in q["stimuli"]:
-            photos["cat" if s["stimulus_id"] in ("s-q01b", "s-q02a", "s-q02b") else "coffee"].save(tmp_path / "forms" / s["file"])
+            photo = "cat" if s["stimulus_id"] in ("s-q01b", "s-q02a", "s-q02b") else "coffee"
+            photos[photo].save(tmp_path / "forms" / s["file"])
     judgements = judge_stimuli(manifest, key, tmp_path / "forms")
     assert judgements["s-q01a"].top1_label == "espresso" and judgements["s-q01a"].p_true > 0.5
     assert judgements["s-q01b"].p_true < 0.05  # a cat, judged against 'espresso'
     assert judgements["s-q02a"].p_true > judgements["s-q01b"].p_true  # a cat, judged against 'tabby cat'
     write_judgements(tmp_path / "j.csv", judgements, "efficientnet_lite2")
     export = tmp_path / "export.csv"
-    assert main(["responses", "simulate", "--manifest", str(study["manifest"]), "--answer-key", str(study["answer_key"]),
-                 "--judgements", str(tmp_path / "j.csv"), "--participants", "6", "--out", str(export)]) == 0
+    assert main(["responses", "simulate", "--manifest", str(study["manifest"]), "--answer-key",
+                 str(study["answer_key"]), "--judgements", str(tmp_path / "j.csv"), "--participants", "6",
+                 "--out", str(export)]) == 0
     assert len(export.read_text().splitlines()) == 7
     assert (tmp_path / "_provenance" / "simulate.json").exists()

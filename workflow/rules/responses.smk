@@ -46,7 +46,9 @@ def _raw_responses(wildcards):
 
 
 def _simulated_export(wildcards):
-    return [f"{RESPONSES}/simulated/google_forms_export.csv".format(study=wildcards.study)] if SIMULATED_PARTICIPANTS else []
+    if not SIMULATED_PARTICIPANTS:
+        return []
+    return [f"{RESPONSES}/simulated/google_forms_export.csv".format(study=wildcards.study)]
 
 
 rule ingest_responses:
