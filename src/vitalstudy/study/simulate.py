@@ -18,9 +18,11 @@ the neuron's reference images), and `top1_label` (+ alternative names). Particip
   catch trials are answered correctly with probability 0.98;
 - demographics: uniform over the options, an optional one left blank with probability 0.2.
 Roles, so that the exclusion rules are exercised: 10 % of participants (at least one when there are
-five or more) are inattentive (every answer uniformly random, catch trials included) and 5 % (at
-least one likewise) straight-line (the same Likert value everywhere, the first option of every
-2AFC item, otherwise attentive).
+five or more) are inattentive (ratings and choices uniformly random, catch trials included; free
+text a vague word) and 5 % (at least one likewise) straight-line (the same value on every Likert
+scale, the first option of every 2AFC item, otherwise attentive). Participants are assigned to the
+subsets in turn and submit at uniform times within the first 30 days of the study window; a
+Google Forms export has no start time, so the completion-time rule is not exercised.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.io import atomic_path
 from vitalstudy.study.ingest import parse_timestamp
 
 HELD_OUT_MODEL = "efficientnet_lite2"
@@ -100,8 +103,7 @@ def judge_stimuli(manifest: dict, answer_key: dict, forms_dir: Path, model_name:
 
 
 def write_judgements(path: Path, judgements: dict[str, Judgement], model_name: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(JUDGEMENT_COLUMNS)
         for sid, j in sorted(judgements.items()):
@@ -257,13 +259,10 @@ def simulate_export(manifest: dict, answer_key: dict, judgements: dict[str, Judg
                                           answer_key["questions"].get(q["question_id"], {}))
                 values.update({(q["question_id"], k): v for k, v in answers.items()})
         rows.append([values.get((qid, fld) if qid else fld, "") for _, qid, fld in headers])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)  # CRLF line ends, as Google's download has
         writer.writerow([h for h, _, _ in headers])
         writer.writerows(rows)
-    tmp.replace(out)
     return roles
 
 
