@@ -79,6 +79,12 @@ def test_hostile_corpus_is_fully_accounted_for(tmp_path, monkeypatch):
                                            ("q2", "2", good_answers("2"))])
     (raw / "latin1.csv").write_bytes("".join(map(csv_line, [headers, rows[0]])).encode("cp1252"))
     (raw / "utf16.csv").write_bytes("".join(map(csv_line, [headers, rows[1]])).encode("utf-16"))
+    for name, delimiter, encoding, person in (("semicolon.csv", ";", "utf-8", "q3"),  # Excel, German locale
+                                              ("unicode.csv", "\t", "utf-16", "q4")):  # Excel's "Unicode text"
+        header, row = google_rows(manifest, [(person, "1", good_answers("1"))])
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter=delimiter).writerows([header, *row])
+        (raw / name).write_bytes(buffer.getvalue().encode(encoding))
     headers, rows = google_rows(manifest, [("r1", "1", good_answers("1")), ("r2", "1", good_answers("1")),
                                            ("r3", "1", good_answers("1"))])
     dup = headers.index(next(h for h in headers if h.endswith("[likert_word.q01.a]")))
@@ -122,14 +128,15 @@ def test_hostile_corpus_is_fully_accounted_for(tmp_path, monkeypatch):
 
     rows = report["rows"]
     google_rows_read = 21  # lines 2-23 less the blank line 22
-    assert rows["read"] == google_rows_read + 2 + 3 + 2 + 5 + 2
+    assert rows["read"] == google_rows_read + 4 + 3 + 2 + 5 + 2
     assert rows["read"] == rows["accepted"] + rows["quarantined"] + rows["excluded"] and report["balanced"]
     assert rows["quarantined"] == sum(rows["quarantined_by_reason"].values())
     assert rows["quarantined"] == sum(r["level"] == "row" for r in quarantine)
     assert report["answers"]["quarantined"] == sum(r["level"] == "answer" for r in quarantine)
     responses = list(csv.DictReader(open(tmp_path / "out" / "responses.csv", encoding="utf-8")))
     accepted_files = {r["source_file"].rsplit("/", 1)[-1] for r in responses}
-    assert {"latin1.csv", "utf16.csv", "reordered.csv", "huge.csv", "extra.json"} <= accepted_files
+    assert {"latin1.csv", "utf16.csv", "semicolon.csv", "unicode.csv", "reordered.csv", "huge.csv",
+            "extra.json"} <= accepted_files
     encodings = {f["path"].rsplit("/", 1)[-1]: f["encoding"] for f in report["files"]}
     assert encodings["latin1.csv"].startswith("cp1252") and encodings["utf16.csv"] == "utf-16"
 

@@ -245,7 +245,14 @@ def redact(text: str) -> str:
     return IPV4.sub("[ip]", EMAIL.sub("[email]", text))
 
 
-def _csv_records(text: str):
+def sniff_delimiter(text: str) -> str:
+    """`,` unless the header line holds more `;` (Excel in many European locales) or tabs (Excel's
+    "Unicode text", UTF-16)."""
+    header = text.split("\n", 1)[0]
+    return max((",", ";", "\t"), key=header.count)
+
+
+def _csv_records(text: str, delimiter: str = ","):
     """Yield (first line number, cells or None, raw text, error) per CSV record; a malformed record
     (stray quote, unterminated quote, field over the csv module's limit) is reported, not fatal."""
     lines = re.split(r"(?<=\r\n)|(?<=\n)|(?<=\r)(?!\n)", text)
@@ -257,7 +264,7 @@ def _csv_records(text: str):
                 consumed.append(line)
                 yield line
 
-    reader = csv.reader(feed(), strict=True)
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
     line = 0
     while True:
         error = None
@@ -276,7 +283,10 @@ def _csv_records(text: str):
 def read_csv(source: InputFile, design: StudyDesign) -> list[Submission]:
     source.format = "CSV export"
     text, source.encoding = decode_bytes(source.path.read_bytes())
-    records = iter(_csv_records(text))
+    delimiter = sniff_delimiter(text)
+    if delimiter != ",":
+        source.notes.append(f"cells separated by {delimiter!r}")
+    records = iter(_csv_records(text, delimiter))
     header_record = next(records, None)
     if header_record is None or header_record[1] is None:
         problem = Problem("unreadable_file", detail="no readable header line")
