@@ -136,9 +136,8 @@ class EmbeddingCache:
 
 
 def embed(texts: list[str], encoder, cache: EmbeddingCache | None = None) -> dict[str, np.ndarray]:
-    """Unit-length embeddings of the distinct texts, from the cache where present. Texts are encoded in
-    order of length, so that a batch pads little."""
-    unique = sorted(set(texts), key=lambda t: (len(t), t))
+    """Unit-length embeddings of the distinct texts, from the cache where present."""
+    unique = sorted(set(texts))
     found = cache.get(encoder.id, unique) if cache else {}
     todo = [t for t in unique if t not in found]
     for start in range(0, len(todo), BATCH):
