@@ -12,9 +12,10 @@ from vitalstudy.study.textsim import make_encoder, similarity
 
 @pytest.fixture(scope="module")
 def tf():
-    """TensorFlow, after torch: both bundle LLVM, and importing torch after TensorFlow aborts the
-    process ("option registered more than once"), which would kill the rest of the test session."""
-    import torch  # noqa: F401
+    """TensorFlow, after torchvision (which loads torch and triton): TensorFlow and triton both bundle
+    LLVM, and loading triton after TensorFlow aborts the process ("option registered more than
+    once"), which would kill the rest of the test session."""
+    import torchvision  # noqa: F401
 
     return pytest.importorskip("tensorflow")
 

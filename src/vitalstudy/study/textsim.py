@@ -46,8 +46,8 @@ class Usem3Encoder:
 class TfHubEncoder:
     """A TF Hub module (handle or local SavedModel directory) called on a batch of strings.
 
-    A process that also needs torch must import torch first: both bundle LLVM, and a torch import
-    after TensorFlow's aborts the process."""
+    A process that also needs torchvision must import it first: it loads triton, and TensorFlow and
+    triton both bundle LLVM; loading triton after TensorFlow aborts the process."""
 
     def __init__(self, handle: str | None = None):
         self.handle = handle or DEFAULT_TFHUB_HANDLE
