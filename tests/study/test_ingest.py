@@ -141,6 +141,18 @@ def test_straightlining_on_2afc_counts_choices_not_confidence(study, tmp_path):
     assert read_csv(tmp_path / "out" / "exclusions.csv")[0]["participant"] == pseudonym("always-a", b"test-salt")
 
 
+def test_wrong_forms_files_stop_with_one_line_naming_the_file(study, tmp_path, capsys):
+    args = ["responses", "ingest", "--manifest", str(study["manifest"]), "--codebook", str(study["codebook"]),
+            "--answer-key", str(study["answer_key"]), "--out", str(tmp_path / "out")]
+    swapped = args.copy()
+    swapped[3], swapped[7] = swapped[7], swapped[3]  # answer key given as the manifest and back
+    assert main(swapped) == 1
+    assert f"{study['answer_key']}: not a vitalstudy.manifest/1 file" in capsys.readouterr().err
+    missing = [a if a != str(study["codebook"]) else str(tmp_path / "none.csv") for a in args]
+    assert main(missing) == 1
+    assert "none.csv: cannot read the codebook" in capsys.readouterr().err
+
+
 def test_salt_file_is_created_once_and_never_printed(study, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("VITALSTUDY_PARTICIPANT_SALT")
     (tmp_path / "responses" / "a.json").write_text(json.dumps(submission("alice")))

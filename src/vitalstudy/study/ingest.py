@@ -125,21 +125,30 @@ class StudyDesign:
 
 
 def load_design(manifest_path: Path, codebook_path: Path, answer_key_path: Path) -> StudyDesign:
+    """The forms stage's files, checked to belong together; a wrong or missing file stops with its name."""
     manifest = read_json_file(manifest_path)
     answer_key = read_json_file(answer_key_path)
+    for path, data, expected in ((manifest_path, manifest, "vitalstudy.manifest/1"),
+                                 (answer_key_path, answer_key, "vitalstudy.answer_key/1")):
+        if not isinstance(data, dict) or data.get("format") != expected:
+            raise VitalStudyError(f"{path}: not a {expected} file; give the forms stage's output")
     if answer_key.get("manifest_version") != manifest.get("manifest_version"):
         raise VitalStudyError(f"{answer_key_path}: manifest_version {answer_key.get('manifest_version')!r} does "
                               f"not match {manifest_path} ({manifest.get('manifest_version')!r}); rebuild the forms")
     design = StudyDesign(manifest, answer_key, {})
-    with open(codebook_path, newline="", encoding="utf-8-sig") as fh:
-        for n, row in enumerate(csv.DictReader(fh), start=2):
-            try:
-                header, qid, fld = row["column_header"].strip(), row["question_id"].strip(), row["field"].strip()
-            except (KeyError, AttributeError):
-                raise VitalStudyError(f"{codebook_path}, line {n}: expected columns column_header, question_id, "
-                                      "field") from None
-            fixed = Column("fixed", field=fld) if fld in FIXED_FIELDS else Column("unknown", field=header)
-            design.codebook[header] = design.answer_column(qid, fld) if qid else fixed
+    try:
+        with open(codebook_path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise VitalStudyError(f"{codebook_path}: cannot read the codebook ({exc})") from None
+    for n, row in enumerate(rows, start=2):
+        try:
+            header, qid, fld = row["column_header"].strip(), row["question_id"].strip(), row["field"].strip()
+        except (KeyError, AttributeError):
+            raise VitalStudyError(f"{codebook_path}, line {n}: expected columns column_header, question_id, "
+                                  "field") from None
+        fixed = Column("fixed", field=fld) if fld in FIXED_FIELDS else Column("unknown", field=header)
+        design.codebook[header] = design.answer_column(qid, fld) if qid else fixed
     return design
 
 

