@@ -25,12 +25,14 @@ from vitalstudy.study.simulate import Judgement, simulate_export
 from vitalstudy.study.textsim import score
 
 
-def write_study(root: Path, questions: int, seed: int = 0) -> tuple[dict, dict]:
+def write_study(root: Path, questions: int, seed: int = 0) -> tuple[dict, dict, dict[str, Judgement]]:
     """A free-label-only study of `questions` ImageNet classes, in the forms stage's file formats."""
     classes, rng = imagenet_classes(), np.random.default_rng(seed)
     picked = rng.choice(len(classes), questions, replace=False)
     manifest = {"format": "vitalstudy.manifest/1", "study_id": "bench", "manifest_version": "0" * 12,
-                "subsets": [], "window": None, "exclusions": {}, "sections": [], "questions": []}
+                "title": "benchmark", "welcome": "", "instructions": "", "subsets": [], "window": None,
+                "exclusions": {}, "questions": [],
+                "sections": [{"section_id": "free_label", "type": "free_label", "title": "", "instructions": ""}]}
     key = {"format": "vitalstudy.answer_key/1", "study_id": "bench", "manifest_version": "0" * 12,
            "questions": {}, "stimuli": {}}
     judgements = {}

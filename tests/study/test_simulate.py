@@ -38,7 +38,8 @@ def test_simulated_export_passes_ingestion_and_exercises_the_exclusions(tmp_path
     export = tmp_path / "results" / "simulated" / "google_forms_export.csv"
     roles = simulate_export(manifest, key, judgements_for(manifest), 40, seed=3, out=export)
     assert (roles.count("inattentive"), roles.count("straightliner")) == (4, 2)
-    assert export.read_bytes().startswith(b"Timestamp,Participant ID [participant_id],Subset [subset],")
+    assert export.read_bytes().startswith(b"Timestamp,Participant ID [participant_id],Choose a part [subset],"
+                                          b"Q1. How well does the image reflect 'espresso'? [likert_word.q01.a],")
     report = ingest([], [export], study["manifest"], study["codebook"], study["answer_key"], tmp_path / "out")
     assert report["rows"]["read"] == 40 and report["rows"]["quarantined"] == 0 and report["answers"]["quarantined"] == 0
     excluded = report["rows"]["excluded_by_reason"]

@@ -39,6 +39,7 @@ import numpy as np
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import atomic_path
+from vitalstudy.study.forms_gas import form_description, item_title
 from vitalstudy.study.ingest import parse_timestamp
 
 HELD_OUT_MODEL = "efficientnet_lite2"
@@ -226,15 +227,13 @@ def answer_question(rater: Rater, question: dict, judgement: Judgement | None, t
 # --------------------------------------------------------------------------- the export
 
 def google_forms_headers(manifest: dict) -> list[tuple[str, str, str]]:
-    """(header, question id, field) in form order, titled as the Google Form's items are (contracts.md)."""
-    headers = [("Timestamp", "", "submitted_at"), ("Participant ID [participant_id]", "", "participant_id")]
+    """(header, question id, field) in form order, titled as the forms stage titles the Google Form's items."""
+    description = form_description(manifest)
+    headers = [("Timestamp", "", "submitted_at"), (description["participant_item"], "", "participant_id")]
     if manifest.get("subsets"):
-        headers.append(("Subset [subset]", "", "subset"))
-    for q in manifest["questions"]:
-        for n, f in enumerate(q["fields"]):
-            suffix = q["question_id"] if n == 0 else f"{q['question_id']}:{f['field']}"
-            headers.append((f"{q['prompt']} [{suffix}]", q["question_id"], f["field"]))
-    return headers
+        headers.append((description["subset_item"], "", "subset"))
+    return headers + [(item_title(q, f["field"]), q["question_id"], f["field"])
+                      for q in manifest["questions"] for f in q["fields"]]
 
 
 def simulate_export(manifest: dict, answer_key: dict, judgements: dict[str, Judgement], participants: int,
