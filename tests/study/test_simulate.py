@@ -113,6 +113,13 @@ def test_simulated_exports_never_go_under_study(tmp_path, monkeypatch, capsys):
     assert "never under study/" in capsys.readouterr().err and not target.exists()
 
 
+def test_simulation_without_a_held_out_model_names_the_config_key(tmp_path, capsys):
+    study = build_study(tmp_path / "forms")
+    assert main(["responses", "simulate", "--manifest", str(study["manifest"]), "--answer-key",
+                 str(study["answer_key"]), "--out", str(tmp_path / "results" / "sim.csv")]) == 1
+    assert "models.held_out" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_held_out_model_judges_real_photos(tmp_path, monkeypatch):
     """EfficientNet-Lite2 (real ImageNet weights, offline) on scikit-image's photos: the espresso photo

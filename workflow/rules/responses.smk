@@ -14,6 +14,17 @@ _RESPONSES = f"{RUN}/05_responses/{{study}}"
 _FORMS = f"{RUN}/04_study/{{study}}"
 
 
+def _held_out_model(wildcards):
+    """models.held_out and its weight file from models.weights, as options (none when held_out is null:
+    the command then says that simulated participants need one)."""
+    name = config["models"].get("held_out")
+    if not name:
+        return ""
+    option = f"--held-out-model {shlex.quote(name)}"
+    path = config["models"].get("weights", {}).get(name)
+    return f"{option} --held-out-weights {shlex.quote(path)}" if path else option
+
+
 rule simulate_responses:
     input:
         manifest=f"{_FORMS}/forms/manifest.json",
@@ -25,12 +36,12 @@ rule simulate_responses:
     params:
         participants=_SIMULATED,
         seed=_STUDY_CFG.get("simulate", {}).get("seed", 0),
-        held_out=config["models"]["held_out"],
+        held_out=_held_out_model,
     log:
         f"{RUN}/logs/simulate_responses/{{study}}.log",
     shell:
         "vitalstudy responses simulate --manifest {input.manifest:q} --answer-key {input.answer_key:q} "
-        "--participants {params.participants} --seed {params.seed} --held-out-model {params.held_out} "
+        "--participants {params.participants} --seed {params.seed} {params.held_out} "
         "--out {output.export:q} --judgements-out {output.judgements:q} --provenance {output.provenance:q} "
         "> {log:q} 2>&1"
 

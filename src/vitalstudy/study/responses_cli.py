@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     simulate.add_argument("--judgements-out", type=Path, default=None,
                           help="where to write the held-out model's judgements (default: judgements.csv beside OUT)")
     simulate.add_argument("--provenance", type=Path, default=None, help="default: _provenance/simulate.json beside OUT")
-    simulate.add_argument("--held-out-model", default="efficientnet_lite2")
+    simulate.add_argument("--held-out-model", default=None, help="the judging classifier (config models.held_out)")
+    simulate.add_argument("--held-out-weights", default=None, help="its weight file (config models.weights)")
     simulate.add_argument("--power", action="store_true", help="estimate participants needed instead")
     simulate.add_argument("--effect", type=float, default=0.5, help="--power: difference in mean Likert points")
     simulate.add_argument("--items", type=int, default=None,
@@ -96,8 +97,12 @@ def _simulate(args) -> int:
     if args.judgements:
         judgements = simulate.read_judgements(args.judgements)
         record.add_input(args.judgements)
+    elif not args.held_out_model:
+        raise ConfigError("models.held_out: simulated participants need a held-out classifier to judge the "
+                          "stimuli (e.g. efficientnet_lite2); or set study.simulate.participants to 0")
     else:
-        judgements = simulate.judge_stimuli(manifest, answer_key, args.manifest.parent, args.held_out_model)
+        judgements = simulate.judge_stimuli(manifest, answer_key, args.manifest.parent, args.held_out_model,
+                                            args.held_out_weights)
         args.judgements = args.judgements_out or args.out.with_name("judgements.csv")
         simulate.write_judgements(args.judgements, judgements, args.held_out_model)
         record.add_output(args.judgements)
