@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("vitalstudy.fv.bench_cli", "measure generation throughput per batch size and pick the fastest"),
     "forms": ("vitalstudy.study.forms_cli", "build a study's blinded forms, answer key and codebook (stage 4)"),
     "serve": ("vitalstudy.study.forms_cli", "host a study's forms and collect submissions into SQLite"),
+    "responses": ("vitalstudy.study.responses_cli", "ingest, score or simulate study responses (stage 5)"),
     "figures": ("vitalstudy.figures.cli", "draw one figure of the paper with its statistics table (stage 6)"),
     "audit": ("vitalstudy.audit", "verify a run's provenance, config and outputs; re-run a stage on a sample"),
 }

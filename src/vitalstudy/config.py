@@ -125,6 +125,9 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
         for i, wnid in enumerate(wanted):
             if wnid not in classes:
                 raise ConfigError(f"targets.classes[{i}]: {wnid!r} is not an ImageNet-1k WordNet id")
+    for i, wnid in enumerate(config["targets"].get("circuits", [])):
+        if wnid not in classes:
+            raise ConfigError(f"targets.circuits[{i}]: {wnid!r} is not an ImageNet-1k WordNet id")
     for i, group in enumerate(config["targets"].get("neurons", [])):
         model = group.get("model")
         if model is not None and model not in models["targets"]:

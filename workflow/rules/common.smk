@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from vitalstudy.config import validate
 from vitalstudy.errors import ConfigError
 from vitalstudy.models.registry import get_spec
-from vitalstudy.references.targets import class_targets, neuron_layers, neuron_targets
+from vitalstudy.references.targets import class_targets, neuron_targets, parse_target
 
 if not config:
     sys.exit("config error: no config given; use --configfile config/config.yaml (the offline demo) "
@@ -44,3 +44,10 @@ def stage_config(*sections):
 
 def targets_of(model):
     return class_targets(config) + neuron_targets(config, model)
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9_]+",
+    method=r"[a-z_]+",
+    target=r"[A-Za-z0-9_.\-]+",
+    study=r"[A-Za-z0-9_\-]+",

@@ -52,8 +52,49 @@ rule generate:
         "--method {wildcards.method} --seed {wildcards.seed} --targets {params.targets} --marker {output:q} > {log:q} 2>&1"
 
 
+NEURON_METHODS = ("vital", "vital_lrp")
+
+
+def circuit_jobs():
+    """(model, method, seed, wnid) for every configured circuit, on models with faithful LRP."""
+    jobs = []
+    for model in MODELS:
+        if get_spec(model).relevance.composite is None:
+            if config["targets"]["circuits"]:
+                print(f"note: circuits skipped for {model}: {get_spec(model).relevance.reason}", file=sys.stderr)
+            continue
+        for method in (m for m in config["generate"]["methods"] if m in NEURON_METHODS):
+            jobs += [(model, method, s, w) for s in config["generate"]["seeds"] for w in config["targets"]["circuits"]]
+    return jobs
+
+
+rule generate_circuit:
+    input:
+        circuit=f"{RUN}/01_references/{{model}}/_circuits/{{wnid}}.json",
+        references=lambda wc: [f"{RUN}/01_references/{wc.model}/{t}.json" for t in circuit_targets(wc.model, wc.wnid)],
+    output:
+        f"{RUN}/02_fv/{{model}}/{{method}}/_jobs/seed{{seed}}-circuit-{{wnid}}.json",
+    wildcard_constraints:
+        seed=r"\d+",
+        wnid=r"n\d{8}",
+    params:
+        cfg=stage_config("generate", "models"),
+        run_dir=RUN,
+        targets=lambda wc: " ".join(circuit_targets(wc.model, wc.wnid)),
+    threads: 1 if USE_GPU else workflow.cores
+    resources:
+        gpu=1 if USE_GPU else 0,
+    log:
+        f"{RUN}/logs/generate/{{model}}/{{method}}/seed{{seed}}-circuit-{{wnid}}.log",
+    shell:
+        "vitalstudy generate --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
+        "--method {wildcards.method} --seed {wildcards.seed} --targets {params.targets} --marker {output:q} > {log:q} 2>&1"
+
+
 def generation_outputs():
-    return [f"{RUN}/02_fv/{m}/{meth}/_jobs/seed{s}-b{b}.json" for (m, meth, s, b) in GENERATION_JOBS]
+    batches = [f"{RUN}/02_fv/{m}/{meth}/_jobs/seed{s}-b{b}.json" for (m, meth, s, b) in GENERATION_JOBS]
+    circuits = [f"{RUN}/02_fv/{m}/{meth}/_jobs/seed{s}-circuit-{w}.json" for (m, meth, s, w) in circuit_jobs()]
+    return batches + circuits
 
 
 _FV_PATH = re.compile(r"/02_fv/(?P<model>[^/]+)/(?P<method>[^/]+)/(?P<target>[^/]+)/seed(?P<seed>\d+)(?:_alpha)?\.(?:png|json)$")

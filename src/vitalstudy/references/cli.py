@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     select.add_argument("--out-json", required=True)
     select.add_argument("--out-png", required=True)
     select.add_argument("--provenance", required=True)
+    circuits = sub.add_parser("circuits", help="a class's most relevant last-hidden-layer channels (Fig. 4)")
+    circuits.add_argument("--stage-config", required=True)
+    circuits.add_argument("--model", required=True)
+    circuits.add_argument("--references", required=True, help="the class's 01_references JSON")
+    circuits.add_argument("--out", required=True)
 
 
 def _score(args, cfg) -> int:
@@ -95,6 +100,26 @@ def _select(args, cfg) -> int:
     return 0
 
 
+def _circuits(args, cfg) -> int:
+    from vitalstudy.io import read_json
+    from vitalstudy.models import get_spec, load_model
+    from vitalstudy.models.features import resolve_device
+    from vitalstudy.references.circuits import top_channels
+
+    device = resolve_device(cfg.get("device", "auto"))
+    spec = get_spec(args.model)
+    model = load_model(args.model, weights=cfg.get("models", {}).get("weights", {}).get(args.model), device=device)
+    refs = read_json(args.references)
+    prov = Provenance("circuits", {"model": args.model, "count": cfg["references"]["circuit_channels"]},
+                      seed=cfg["seed"], device=str(device))
+    prov.add_input(args.references)
+    result = top_channels(spec, model, refs["target"]["wnid"], refs["references"],
+                          cfg["references"]["circuit_channels"], device)
+    write_json(args.out, {**result, "provenance": prov.record})
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = json.loads(args.stage_config)
-    return _score(args, cfg) if args.action == "score-patches" else _select(args, cfg)
+    actions = {"score-patches": _score, "select": _select, "circuits": _circuits}
+    return actions[args.action](args, cfg)

@@ -53,6 +53,3 @@ def neuron_targets(config: dict, model: str) -> list[str]:
             ids += [neuron_id(group["layer"], c) for c in group["channels"]]
     return ids
 
-
-def neuron_layers(config: dict, model: str) -> list[str]:
-    return sorted({parse_target(t).layer for t in neuron_targets(config, model)})
