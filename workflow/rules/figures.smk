@@ -149,21 +149,25 @@ rule figure_grid:
         "--methods {params.methods} --seed {GRID_SEED} --targets {params.targets} --out {params.prefix:q} > {log:q} 2>&1"
 
 
-def circuit_jsons(model):
-    """Circuit files of `model` when a circuits rule file defines `circuit_files(model)`; else none."""
-    return globals()["circuit_files"](model) if "circuit_files" in globals() else []
+def circuit_parts(model):
+    """(circuit files, their generation job records at GRID_SEED, methods) of `model`, as the
+    generation rules plan them (circuit_jobs: configured classes, models with faithful LRP)."""
+    jobs = [(meth, w) for (m, meth, s, w) in circuit_jobs() if m == model and int(s) == GRID_SEED]
+    files = [f"{RUN}/01_references/{model}/_circuits/{w}.json" for w in dict.fromkeys(w for _, w in jobs)]
+    records = [f"{RUN}/02_fv/{model}/{meth}/_jobs/seed{GRID_SEED}-circuit-{w}.json" for meth, w in jobs]
+    return files, records, list(dict.fromkeys(meth for meth, _ in jobs))
 
 
 rule figure_circuits:
     input:
-        circuits=lambda wc: circuit_jsons(wc.model),
-        images=lambda wc: generation_outputs(),  # the channels are ordinary generation targets
+        circuits=lambda wc: circuit_parts(wc.model)[0],
+        images=lambda wc: circuit_parts(wc.model)[1],
     output:
         **_figure(f"{FIGURES}/{{model}}/circuits", "circuits", "{model}", table="data"),
     params:
         cfg=FIGURES_CFG,
         prefix=f"{FIGURES}/{{model}}/circuits",
-        methods=" ".join(GRID_METHODS),
+        methods=lambda wc: " ".join(circuit_parts(wc.model)[2]),
     log:
         f"{RUN}/logs/figures/{{model}}/circuits.log",
     shell:
@@ -195,6 +199,6 @@ def figures_outputs():
         for kind in ("classes", "neurons"):
             if grid_targets(model, kind):
                 tables[f"{FIGURES}/{model}/grid_{kind}"] = "data"
-        if circuit_jsons(model):
+        if circuit_parts(model)[0]:
             tables[f"{FIGURES}/{model}/circuits"] = "data"
     return [f for prefix, table in tables.items() for f in (f"{prefix}.png", f"{prefix}_{table}.csv")]
