@@ -13,6 +13,7 @@ import seaborn as sns
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.figures.methods import method_name, ordered_methods
+from vitalstudy.figures.style import placeholder
 
 COLUMNS = {"kind", "method", "target", "label", "x", "y"}
 # The paper's symbols: square VITAL, triangle MACO, hexagon Fourier, star DeepInversion.
@@ -45,6 +46,10 @@ def neighbour_agreement(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot(frame: pd.DataFrame, model: str):
+    if frame.empty:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        placeholder(ax, f"no t-SNE points for {model} (see the metrics log)")
+        return fig
     labels = sorted(frame["label"].unique())
     colors = dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "husl", len(labels))))
     fig, ax = plt.subplots(figsize=(7.5, 6))
