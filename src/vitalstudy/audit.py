@@ -166,25 +166,27 @@ def _rerun_references(name, record, tmp, root, config) -> list[Finding]:
 def _rerun_generate(name, record, tmp, root, config) -> list[Finding]:
     """A whole generation job with its recorded settings, on the recorded device. The whole job,
     because targets optimised in one batch share the batched arithmetic: a target re-run alone is
-    the same optimisation but not the same bytes. The PNGs must match byte for byte; the sidecars
-    (which hold timings and dates) must carry the same fingerprint."""
+    the same optimisation but not the same bytes. The files the job read inside the run (the
+    references, a method's assets) are copied to the same places in a temporary run. The PNGs must
+    match byte for byte; the sidecars (which hold timings and dates) must carry the same fingerprint."""
     params, work = record["parameters"], tmp / "run"
-    model, method = params["model"], params["method"]
-    for target in params["targets"]:
-        reference = next(p for p in record["inputs"] if Path(p).name == f"{target}.json")
-        copy = work / "01_references" / model / f"{target}.json"
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_resolve(root, reference), copy)
-    stage = {"seed": config["seed"], "device": record.get("device", "cpu"),
-             "generate": {**params["generate"], "batch_size": record.get("batch_size", 1)}, "models": config["models"]}
-    failed = _run_cli(["generate", "--stage-config", json.dumps(stage), "--run-dir", str(work), "--model", model,
-                       "--method", method, "--seed", str(record["seed"]), "--targets", *params["targets"],
-                       "--marker", str(tmp / "marker.json")], name)
+    run_dir = Path(name).parents[4]  # <run>/02_fv/<model>/<method>/_jobs/<record>
+    for path in record["inputs"]:
+        if Path(path).is_relative_to(run_dir):
+            copy = work / Path(path).relative_to(run_dir)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_resolve(root, path), copy)
+    stage = {"seed": config["seed"], "device": record.get("device", "cpu"), "models": config["models"],
+             "concepts": config["targets"].get("concepts", []),
+             "generate": {**params["generate"], "batch_size": record.get("batch_size", 1)}}
+    failed = _run_cli(["generate", "--stage-config", json.dumps(stage), "--run-dir", str(work), "--model",
+                       params["model"], "--method", params["method"], "--seed", str(record["seed"]),
+                       "--targets", *params["targets"], "--marker", str(tmp / "marker.json")], name)
     if failed:
         return [failed]
     found = []
     for path, digest in record["outputs"].items():
-        produced = work / Path(path).relative_to(Path(path).parents[4])  # 02_fv/<model>/<method>/<target>/<file>
+        produced = work / Path(path).relative_to(run_dir)
         if path.endswith(".png"):
             found.append(_compare(name, produced, path, digest))
         else:
