@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from vitalstudy.data.sources import load_rgb
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.fv.loop import LoopSettings
+from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.pixels import NormalisedPixels, RollJitter
 from vitalstudy.fv.relevance import RelevanceMaps, Start, minmax
 from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype, sort_match_loss
@@ -32,18 +31,6 @@ from vitalstudy.models.features import capture_outputs
 from vitalstudy.models.registry import HookedLayer, ModelSpec
 from vitalstudy.references.select import apply_view
 from vitalstudy.references.targets import Target
-
-
-@dataclass
-class Plan:
-    """What the shared loop needs to run one batch of targets with one method."""
-
-    parameterisation: object
-    transforms: list
-    objective: object
-    settings: LoopSettings
-    hyperparameters: dict
-    resolution: int
 
 
 def reference_batch(spec: ModelSpec, references: list[dict]) -> torch.Tensor:
@@ -100,9 +87,9 @@ def _start_for(targets: list[Target], spec: ModelSpec, classes_index) -> Start:
 class VitalMethod:
     """Builds the loop plan for a batch of targets (`vital` or `vital_lrp`)."""
 
-    def __init__(self, name: str, spec: ModelSpec, model, config: dict, cache_dir: Path, device: torch.device):
+    def __init__(self, name: str, spec: ModelSpec, model, config: dict, run_dir: Path, device: torch.device):
         self.name, self.spec, self.model, self.config = name, spec, model, config
-        self.cache_dir, self.device = Path(cache_dir), device
+        self.cache_dir, self.device = Path(run_dir) / "02_fv" / spec.name / "_prototypes", device
         self.attribution = config.get("attribution", "lrp") if name == "vital_lrp" else None
         self.relevance = RelevanceMaps(spec, model, self.attribution) if self.attribution else None
 
@@ -176,10 +163,7 @@ class VitalMethod:
         objective = VitalObjective(self.model, layers, prototypes, self.relevance, start, importance)
         aux = self.aux_weight(targets[0])
         cfg = self.config
-        settings = LoopSettings(steps=int(cfg["steps"]), lr=float(cfg["lr"]), betas=tuple(cfg["betas"]),
-                                optimizer="adam", warmup=int(cfg["warmup"]), schedule="cosine",
-                                tv_weight=aux, l2_weight=aux, checkpoint_every=int(cfg.get("checkpoint_every", 100)),
-                                alpha_percentile=float(cfg.get("alpha_percentile", 98.0)))
+        settings = loop_settings(cfg, optimizer="adam", schedule="cosine", tv_weight=aux, l2_weight=aux)
         hyper = {"layers": {l.name: l.weight for l in layers}, "aux_weight": aux, "jitter": int(cfg["jitter"]),
                  "attribution": self.attribution, "relevance_start": start.kind if start else None,
                  "parameterisation": "normalised pixels, N(0,1) init, clamped to [0,1] pixels",
