@@ -27,8 +27,13 @@ def generation_jobs():
             if reason:
                 print(f"note: {method} skipped for {model}: {reason}", file=sys.stderr)
                 continue
-            # DeepInversion inverts classes; it has no inner-neuron objective.
-            targets = class_targets(config) if method == "deepinversion" else targets_of(model)
+            # DeepInversion inverts classes only; concept directions are VITAL's (App. B.3).
+            if method == "deepinversion":
+                targets = class_targets(config)
+            elif method in REFERENCE_METHODS:
+                targets = targets_of(model)
+            else:
+                targets = class_targets(config) + neuron_targets(config, model)
             size = gen["targets_per_job"]
             for seed in gen["seeds"]:
                 for b, start in enumerate(range(0, len(targets), size)):

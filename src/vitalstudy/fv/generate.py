@@ -75,7 +75,7 @@ def _alpha_png(alpha: torch.Tensor) -> Image.Image:
 
 def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
             method_config: dict, device: torch.device, batch_size: int, weights: str | None = None,
-            mixed_precision: bool = False, log=print) -> list[dict]:
+            mixed_precision: bool = False, concepts: list[dict] | None = None, log=print) -> list[dict]:
     """Generate every target of the job; returns one record per target (paths, sha256, fingerprint)."""
     run_dir = Path(run_dir)
     classes = method_classes()
@@ -84,11 +84,11 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
     spec = get_spec(model_name)
     model = load_model(model_name, weights=weights, device=device)
     method = classes[method_name](method_name, spec, model, method_config, run_dir, device)
-    targets = [parse_target(t) for t in target_ids]
+    targets = [parse_target(t, concepts) for t in target_ids]
     references = {t.id: _references(run_dir, model_name, t) if method_name in REFERENCE_METHODS else []
                   for t in targets}
     assets = [sha256_file(p) for p in getattr(method, "assets", lambda: [])()]  # e.g. MACO's spectrum
-    fingerprints = {t.id: _fingerprint(model_name, method_name, t.id, seed, method_config,
+    fingerprints = {t.id: _fingerprint(model_name, method_name, t.as_dict(), seed, method_config,
                                        [r["sha256"] for r in references[t.id]], assets) for t in targets}
     todo = [t for t in targets if not _is_done(output_paths(run_dir, model_name, method_name, t.id, seed), fingerprints[t.id])]
     if len(todo) < len(targets):

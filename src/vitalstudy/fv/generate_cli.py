@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     batch = batch_size_for(spec, load_model(args.model, weights=weights, device=device), args.method, device,
                            gen.get("batch_size", "auto"))
     records = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(gen, args.method),
-                      device, batch, weights=weights, mixed_precision=gen.get("mixed_precision", False))
+                      device, batch, weights=weights, mixed_precision=gen.get("mixed_precision", False),
+                      concepts=cfg.get("concepts"))
     for record in records:
         for kind in ("png", "alpha", "json"):
             if kind in record:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from vitalstudy.data.classes import imagenet_classes
+from vitalstudy.errors import VitalStudyError
 from vitalstudy.models.features import capture_outputs, channel_means
 from vitalstudy.references.targets import Target
 
@@ -15,6 +16,9 @@ class ActivationObjective:
 
     def __init__(self, model, targets: list[Target]):
         self.model = model
+        if any(t.kind == "concept" for t in targets):
+            raise VitalStudyError("concept directions are visualised with VITAL (paper App. B.3), not by activation "
+                                  "maximisation")
         kinds = {t.kind for t in targets}
         layers = {t.layer for t in targets if t.kind == "neuron"}
         if len(kinds) != 1 or len(layers) > 1:

@@ -76,11 +76,13 @@ def relevance_weights(relevance: RelevanceMaps, x: torch.Tensor, names: list[str
 
 
 def _start_for(targets: list[Target], spec: ModelSpec, classes_index) -> Start:
-    if all(t.kind == "class" for t in targets):
+    kinds, layers = {t.kind for t in targets}, {t.layer for t in targets}
+    if kinds == {"class"}:
         return Start("class", indices=tuple(classes_index(t.wnid) for t in targets))
-    layers = {t.layer for t in targets}
-    if len(layers) != 1 or any(t.kind != "neuron" for t in targets):
-        raise VitalStudyError("a VITAL batch must hold class targets only, or channels of one layer")
+    if len(kinds) != 1 or len(layers) != 1:
+        raise VitalStudyError("a VITAL batch holds class targets only, or channels (or concepts) of one layer")
+    if kinds == {"concept"}:  # App. B.3: relevance starts from the direction
+        return Start("direction", layer=layers.pop(), directions=torch.stack([t.direction() for t in targets]))
     return Start("channel", layer=layers.pop(), indices=tuple(t.channel for t in targets))
 
 
@@ -94,7 +96,7 @@ class VitalMethod:
         self.relevance = RelevanceMaps(spec, model, self.attribution) if self.attribution else None
 
     def group_key(self, target: Target) -> str:
-        return "class" if target.kind == "class" else f"neuron:{target.layer}"
+        return "class" if target.kind == "class" else f"{target.kind}:{target.layer}"
 
     def layers(self, target: Target) -> list[HookedLayer]:
         base = self.spec.class_layers if target.kind == "class" else self.spec.neuron_layers
@@ -103,7 +105,7 @@ class VitalMethod:
 
     def aux_weight(self, target: Target) -> float:
         aux = self.config.get("aux_weight", {})
-        if target.kind == "neuron":
+        if target.kind != "class":  # inner neurons and concept directions
             return float(aux.get("neuron", 3e-6))
         if self.relevance is not None and aux.get("class_relevance") is not None:
             return float(aux["class_relevance"])
@@ -115,7 +117,8 @@ class VitalMethod:
 
         layers = self.layers(target)
         key = json.dumps({"refs": [[r["sha256"], r["view"]] for r in references], "layers": [l.name for l in layers],
-                          "attribution": self.attribution, "model": self.spec.name, "target": target.id}, sort_keys=True)
+                          "attribution": self.attribution, "model": self.spec.name, "target": target.as_dict()},
+                         sort_keys=True)
         path = self.cache_dir / f"{target.id}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
         if path.is_file():
             return torch.load(path, map_location="cpu", weights_only=True)
