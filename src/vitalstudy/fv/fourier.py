@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from vitalstudy.fv.color import recorrelate
-from vitalstudy.fv.objectives import ActivationObjective
+from vitalstudy.fv.objectives import ActivationMethod, ActivationObjective
 from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.transforms import LucidTransforms
 
@@ -37,14 +37,8 @@ class FourierImage:
         """Nothing to project: the sigmoid keeps pixels valid."""
 
 
-class FourierMethod:
+class FourierMethod(ActivationMethod):
     name = "fourier"
-
-    def __init__(self, name, spec, model, config: dict, run_dir, device):
-        self.spec, self.model, self.config = spec, model, config
-
-    def group_key(self, target) -> str:
-        return "class" if target.kind == "class" else f"neuron:{target.layer}"
 
     def plan(self, targets, references) -> Plan:
         cfg = self.config

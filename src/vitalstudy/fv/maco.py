@@ -16,7 +16,7 @@ from torchvision.transforms import v2 as T
 from vitalstudy.data.sources import UnreadableImageError, load_rgb
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.color import decorrelate, recorrelate
-from vitalstudy.fv.objectives import ActivationObjective
+from vitalstudy.fv.objectives import ActivationMethod, ActivationObjective
 from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.transforms import NoiseAndCrops
 from vitalstudy.seeding import rng as seeded_rng
@@ -66,18 +66,15 @@ class MacoImage:
         """The phase is unconstrained."""
 
 
-class MacoMethod:
+class MacoMethod(ActivationMethod):
     name = "maco"
 
     def __init__(self, name, spec, model, config: dict, run_dir, device):
-        self.spec, self.model, self.config = spec, model, config
+        super().__init__(name, spec, model, config, run_dir, device)
         self.spectrum_file = spectrum_path(run_dir, int(config.get("resolution") or spec.input_size))
 
     def assets(self) -> list[Path]:
         return [self.spectrum_file]
-
-    def group_key(self, target) -> str:
-        return "class" if target.kind == "class" else f"neuron:{target.layer}"
 
     def plan(self, targets, references) -> Plan:
         cfg = self.config

@@ -35,3 +35,14 @@ class ActivationObjective:
         with capture_outputs(self.model, [self.layer]) as acts:
             self.model(x)
         return -channel_means(acts[self.layer])[rows, index]
+
+
+class ActivationMethod:
+    """Common part of the activation-maximisation baselines (Fourier, MACO): class logits or
+    channel means, one group per kind of target."""
+
+    def __init__(self, name, spec, model, config: dict, run_dir, device):
+        self.spec, self.model, self.config = spec, model, config
+
+    def group_key(self, target) -> str:
+        return "class" if target.kind == "class" else f"{target.kind}:{target.layer}"
