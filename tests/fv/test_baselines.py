@@ -97,8 +97,8 @@ def test_same_seed_same_bytes_for_every_baseline(spectrum_run, tmp_path):
         (run / "02_fv" / "_assets").mkdir(parents=True)
         (run / "02_fv" / "_assets" / "maco_spectrum_224.npz").write_bytes(spectrum_path(spectrum_run, 224).read_bytes())
         for method in ("fourier", "maco", "deepinversion"):
-            records = run_job(run, "efficientnet_lite0", method, ["n07920052"], 0, CONFIGS[method], CPU,
+            result = run_job(run, "efficientnet_lite0", method, ["n07920052"], 0, CONFIGS[method], CPU,
                               batch_size=2, log=lambda *_: None)
-            outputs[attempt, method] = open(records[0]["png"]["path"], "rb").read()
+            outputs[attempt, method] = open(result.records[0]["png"]["path"], "rb").read()
     for method in ("fourier", "maco", "deepinversion"):
         assert outputs["a", method] == outputs["b", method]

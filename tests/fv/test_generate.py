@@ -123,7 +123,7 @@ def test_concept_direction_target_end_to_end(tmp_path):
     write_json(tmp_path / "01_references" / "efficientnet_lite0" / "concept-stripes.json",
                {"target": target.as_dict(), "references": selection.references})
     config = {"steps": 2, "lr": 1.0, "betas": [0.5, 0.9], "warmup": 0, "jitter": 2}
-    records = run_job(tmp_path, "efficientnet_lite0", "vital_lrp", ["concept-stripes"], 0, config,
+    result = run_job(tmp_path, "efficientnet_lite0", "vital_lrp", ["concept-stripes"], 0, config,
                       torch.device("cpu"), batch_size=1, concepts=concepts, log=lambda *_: None)
-    sidecar = json.loads(open(records[0]["json"]["path"]).read())
+    sidecar = json.loads(open(result.records[0]["json"]["path"]).read())
     assert sidecar["target"]["kind"] == "concept" and sidecar["hyperparameters"]["relevance_start"] == "direction"

@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +76,8 @@ def _alpha_png(alpha: torch.Tensor) -> Image.Image:
 
 def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
             method_config: dict, device: torch.device, batch_size: int, weights: str | None = None,
-            mixed_precision: bool = False, concepts: list[dict] | None = None, log=print) -> list[dict]:
-    """Generate every target of the job; returns one record per target (paths, sha256, fingerprint)."""
+            mixed_precision: bool = False, concepts: list[dict] | None = None, log=print) -> JobResult:
+    """Generate every target of the job; returns the files read and one record per target (paths, sha256)."""
     run_dir = Path(run_dir)
     classes = method_classes()
     if method_name not in classes:
@@ -87,7 +88,8 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
     targets = [parse_target(t, concepts) for t in target_ids]
     references = {t.id: _references(run_dir, model_name, t) if method_name in REFERENCE_METHODS else []
                   for t in targets}
-    assets = [sha256_file(p) for p in getattr(method, "assets", lambda: [])()]  # e.g. MACO's spectrum
+    asset_files = list(getattr(method, "assets", lambda: [])())  # e.g. MACO's spectrum
+    assets = [sha256_file(p) for p in asset_files]
     fingerprints = {t.id: _fingerprint(model_name, method_name, t.as_dict(), seed, method_config,
                                        [r["sha256"] for r in references[t.id]], assets) for t in targets}
     todo = [t for t in targets if not _is_done(output_paths(run_dir, model_name, method_name, t.id, seed), fingerprints[t.id])]
@@ -102,11 +104,23 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
         for start in range(0, len(group), targets_per_batch):
             _run_batch(run_dir, spec, method, group[start:start + targets_per_batch], references, fingerprints, seed,
                        device, batch_size, mixed_precision, log)
-    return [_record(run_dir, model_name, method_name, t.id, seed) for t in targets]
+    read = [_references_path(run_dir, model_name, t) for t in targets if method_name in REFERENCE_METHODS]
+    return JobResult(inputs=[str(p) for p in read + asset_files],
+                     records=[_record(run_dir, model_name, method_name, t.id, seed) for t in targets])
+
+
+@dataclass
+class JobResult:
+    inputs: list[str]
+    records: list[dict]
+
+
+def _references_path(run_dir: Path, model: str, target: Target) -> Path:
+    return run_dir / "01_references" / model / f"{target.id}.json"
 
 
 def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
-    path = run_dir / "01_references" / model / f"{target.id}.json"
+    path = _references_path(run_dir, model, target)
     if not path.is_file():
         raise VitalStudyError(f"generate: references of {target.id} for {model} are missing ({path}); "
                               f"run the references stage first")
