@@ -59,7 +59,7 @@ def test_valid_images_in_a_few_steps(method, model_name, spectrum_run):
     assert result.images.min() >= 0 and result.images.max() <= 1 and result.images.std() > 0.01
     assert torch.isfinite(torch.tensor(result.losses)).all()
     assert result.alpha.shape == (len(generators), 224, 224) and result.alpha.max() == pytest.approx(1.0)
-    assert result.compute["forward_passes_per_image"] == plan.settings.steps * plan.settings.views_per_step
+    assert result.compute["forward_passes"] == plan.settings.steps * plan.settings.views_per_step
 
 
 def test_inner_neuron_objective_for_fourier_and_maco(spectrum_run):

@@ -37,7 +37,7 @@ def test_same_seed_same_bytes_and_contract(pair_run, tiny_run, tmp_path):
         assert _png(first, target).read_bytes() == _png(second, target).read_bytes()
     sidecar = json.loads(_png(first, "n07920052").with_suffix(".json").read_text())
     assert sidecar["target"]["label"] == "espresso" and sidecar["seed"] == 0 and sidecar["resolution"] == 224
-    assert sidecar["compute"]["steps"] == 6 and sidecar["compute"]["forward_passes_per_image"] == 6
+    assert sidecar["compute"]["steps"] == 6 and sidecar["compute"]["forward_passes"] == 6
     assert sidecar["hyperparameters"]["loop"]["betas"] == [0.5, 0.9]
     assert [r["image_id"] for r in sidecar["references"]]
     from PIL import Image

@@ -55,8 +55,11 @@ def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int)
     return {"png": base / f"seed{seed}.png", "alpha": base / f"seed{seed}_alpha.png", "json": base / f"seed{seed}.json"}
 
 
+SIDECAR_FORMAT = 2  # outputs written in an older sidecar format are regenerated, not reused
+
+
 def _fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return hashlib.sha256(json.dumps([SIDECAR_FORMAT, *parts], sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def _is_done(paths: dict[str, Path], fingerprint: str) -> bool:
@@ -151,6 +154,9 @@ def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerpri
             "resolution": plan.resolution, "hyperparameters": plan.hyperparameters,
             "compute": {**result.compute, "device": str(device), "batch_size": batch_size, "batch_targets": len(batch),
                         "images_per_target": per,
+                        # passes per target: every image optimised for it (DeepInversion: its whole batch)
+                        "forward_passes": result.compute["forward_passes"] * per,
+                        "backward_passes": result.compute["backward_passes"] * per,
                         "seconds_per_target": round(result.compute["seconds"] / len(batch), 3),
                         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                         "mixed_precision": bool(mixed_precision and device.type == "cuda")},
