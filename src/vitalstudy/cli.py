@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("vitalstudy.config", "validate a config file and print the resolved config"),
     "index": ("vitalstudy.data.cli", "list a run's source images with their class and pool"),
     "references": ("vitalstudy.references.cli", "select reference images for targets (stage 1)"),
+    "metrics": ("vitalstudy.metrics.cli", "automated metrics of FVs and the paper's tables (stage 3)"),
 }
 
 
