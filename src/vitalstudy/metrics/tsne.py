@@ -7,11 +7,14 @@ import numpy as np
 import pandas as pd
 from sklearn.manifold import TSNE
 
+EXACT_UP_TO = 1000  # points; exact t-SNE is O(N^2) but faster and more accurate than Barnes-Hut when small
+
 
 def embed(features: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
     """(N, D) -> (N, 2). Perplexity is capped below N (t-SNE requires it); PCA init, seeded."""
     perplexity = min(float(perplexity), max(1.0, (len(features) - 1) / 3))
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed % (2**32))
+    method = "exact" if len(features) <= EXACT_UP_TO else "barnes_hut"
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", method=method, random_state=seed % (2**32))
     return tsne.fit_transform(np.asarray(features, dtype=np.float64))
 
 
