@@ -85,13 +85,16 @@ def load_clip(clip_cfg: dict, device: torch.device) -> Clip:
 
 @torch.inference_mode()
 def class_embeddings(clip: Clip, classnames: Sequence[str], templates: Sequence[Callable[[str], str]],
-                     device: torch.device) -> torch.Tensor:
-    """(C, D): per class, the re-normalised mean of its normalised template embeddings."""
-    rows = []
-    for name in classnames:
-        tokens = clip.tokenizer([template(name) for template in templates]).to(device)
-        rows.append(F.normalize(F.normalize(clip.model.encode_text(tokens), dim=-1).mean(dim=0), dim=-1))
-    return torch.stack(rows)
+                     device: torch.device, batch_size: int = 1000) -> torch.Tensor:
+    """(C, D): per class, the re-normalised mean of its normalised template embeddings.
+
+    Prompts are encoded in batches across classes (80 templates x 1000 classes = 80 000 prompts).
+    """
+    prompts = [template(name) for name in classnames for template in templates]
+    parts = [F.normalize(clip.model.encode_text(clip.tokenizer(prompts[i:i + batch_size]).to(device)), dim=-1)
+             for i in range(0, len(prompts), batch_size)]
+    per_prompt = torch.cat(parts).float().cpu().view(len(classnames), len(templates), -1)
+    return F.normalize(per_prompt.mean(dim=1), dim=-1)
 
 
 @torch.inference_mode()

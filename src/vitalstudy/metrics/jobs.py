@@ -130,21 +130,27 @@ def clip_job(ctx: Context, clip_loader=clip_zeroshot.load_clip) -> list[dict]:
         return unavailable(["clip_top1", "clip_top5"], ctx.model, everyone, str(exc))
     weights = clip_zeroshot.class_embeddings(clip, open_clip.IMAGENET_CLASSNAMES, open_clip.OPENAI_IMAGENET_TEMPLATES,
                                              ctx.device)
-    batch, settings = ctx.metrics["batch_size"], (ctx.metrics["bootstrap"], ctx.seed)
+    settings = (ctx.metrics["bootstrap"], ctx.seed)
     note = f"CLIP {clip.source}, 1000 classes x {len(open_clip.OPENAI_IMAGENET_TEMPLATES)} templates"
-    fv_scores = (clip_zeroshot.image_embeddings(clip, [i.image for i in images], lambda im: im, ctx.device, batch)
-                 @ weights.T.cpu()).numpy()
-    rows = clip_zeroshot.zeroshot_rows(ctx.model, methods, fv_scores, _true_index(targets), *settings, note)
+
+    def scores(items, load) -> np.ndarray:
+        embedded = clip_zeroshot.image_embeddings(clip, items, load, ctx.device, ctx.metrics["batch_size"])
+        return (embedded @ weights.T).numpy()
+
+    rows = clip_zeroshot.zeroshot_rows(ctx.model, methods, scores([i.image for i in images], lambda im: im),
+                                       _true_index(targets), *settings, note)
     try:
         real = _correctly_classified(ctx, natural_images(ctx.index(), ctx.class_targets()))
     except MissingAssetError as exc:
         return rows + unavailable(["clip_top1", "clip_top5"], ctx.model, [clip_zeroshot.REAL],
                                   f"natural images are kept when {ctx.model} classifies them correctly: {exc}")
-    real_scores = (clip_zeroshot.image_embeddings(clip, list(real["path"]), load_rgb, ctx.device, batch)
-                   @ weights.T.cpu()).numpy()
+    if real.empty:
+        return rows + unavailable(["clip_top1", "clip_top5"], ctx.model, [clip_zeroshot.REAL],
+                                  f"{ctx.model} classifies none of the natural images of the target classes correctly")
     return rows + clip_zeroshot.zeroshot_rows(
-        ctx.model, [clip_zeroshot.REAL] * len(real), real_scores, real["class_index"].to_numpy(), *settings,
-        f"{note}; natural images of the target classes that {ctx.model} classifies correctly")
+        ctx.model, [clip_zeroshot.REAL] * len(real), scores(list(real["path"]), load_rgb),
+        real["class_index"].to_numpy(), *settings,
+        f"{note}; {len(real)} natural images of the target classes that {ctx.model} classifies correctly")
 
 
 def fid_job(ctx: Context) -> list[dict]:
