@@ -18,14 +18,16 @@ def _by(rows):
 
 
 def test_accuracy_fid_path_similarity_and_tsne(metrics_config, bundled_index, fv_root):
-    ctx = jobs.Context(metrics_config, MODEL, str(bundled_index), str(fv_root))
+    config = metrics_config | {"models": {"targets": [MODEL], "held_out": "efficientnet_lite2"}}
+    ctx = jobs.Context(config, MODEL, str(bundled_index), str(fv_root))
     rows, predictions = jobs.accuracy_job(ctx)
     acc = _by(rows)
-    assert set(acc) == {("accuracy_top1", "vital"), ("accuracy_top1", "maco")}
+    assert set(acc) == {(m, k) for m in ("accuracy_top1", "held_out_accuracy_top1") for k in ("vital", "maco")}
+    assert acc["held_out_accuracy_top1", "vital"]["note"] == "judge: efficientnet_lite2"
     # lightly noised photos of espresso / tiger cat / missile stay recognisable; heavy noise hurts
     assert acc["accuracy_top1", "vital"]["value"] >= acc["accuracy_top1", "maco"]["value"]
     assert acc["accuracy_top1", "vital"]["value"] >= 50
-    assert len(predictions) == 2 * 3 * 2 and set(predictions["judge"]) == {MODEL}
+    assert len(predictions) == 2 * (2 * 3 * 2) and set(predictions["judge"]) == {MODEL, "efficientnet_lite2"}
 
     fid_rows = _by(jobs.fid_job(ctx))
     assert {m for m, _ in fid_rows} == {"fid", "kid", "fid_arch", "kid_arch"}

@@ -40,6 +40,7 @@ class Context:
     fv_root: str
     device: torch.device = field(init=False)
     spec: ModelSpec = field(init=False)
+    _models: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self):
         self.device = resolve_device(self.cfg.get("device", "auto"))
@@ -65,8 +66,11 @@ class Context:
         return load_fvs(self.fv_root, self.model, planned_images(self.metrics, self.spec, classes, neurons))
 
     def load(self, name: str):
-        """A registry model, or MissingAssetError when its weights are absent."""
-        return load_model(name, weights=self.cfg["models"].get("weights", {}).get(name), device=self.device)
+        """A registry model (loaded once per context), or MissingAssetError when its weights are absent."""
+        if name not in self._models:
+            weights = self.cfg["models"].get("weights", {}).get(name)
+            self._models[name] = load_model(name, weights=weights, device=self.device)
+        return self._models[name]
 
     def forward_fvs(self, model, spec: ModelSpec, images: list[FVImage], layers=()):
         return forward_fvs(model, spec, [i.image for i in images], self.device, self.metrics["batch_size"], layers)

@@ -33,6 +33,7 @@ class Column:
     label: str
     metric: str
     paper: bool  # does the paper report this metric (a "(paper)" column beside ours)?
+    paper_label: str = ""  # the paper's name for it, when ours differs (another feature model)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def table_specs(feature_model: str) -> list[TableSpec]:
         TableSpec(1, "Class neurons: accuracy, FID, CLIP zero-shot", "class",
                   (acc, held, fid_arch, Column("KID, own features", "kid_arch", False), *clip), True),
         TableSpec(2, "Class neurons, extended: FID on the feature model and on the model's own features", "class",
-                  (acc, Column(f"FID, {feature_model} features", "fid", True), fid_arch,
+                  (acc, Column(f"FID, {feature_model} features", "fid", True, "FID, resnet50 features"), fid_arch,
                    Column(f"KID, {feature_model} features", "kid", False),
                    Column("KID, own features", "kid_arch", False), *clip), True),
         TableSpec(3, "Inner neurons: AUC and MAD (CoSy)", "neuron",
@@ -112,7 +113,7 @@ def _line(spec: TableSpec, model: str, paper_model: str, method: str, setup: str
     for col in spec.columns:
         line[f"{col.label} (ours)"] = ours.get(col.metric, "—")
         if col.paper:
-            line[f"{col.label} (paper, {paper_model})"] = _paper_cell(paper_values, col.metric)
+            line[f"{col.paper_label or col.label} (paper, {paper_model})"] = _paper_cell(paper_values, col.metric)
     sources = sorted(set(paper_values["source"])) if paper_values is not None and len(paper_values) else []
     line["paper row"] = "; ".join(sources) or "—"
     line["notes"] = "; ".join(dict.fromkeys(notes))
