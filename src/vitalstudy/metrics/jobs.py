@@ -20,7 +20,7 @@ from vitalstudy.data.sources import load_rgb, read_index
 from vitalstudy.errors import ConfigError, MissingAssetError, VitalStudyError
 from vitalstudy.io import read_json
 from vitalstudy.metrics import accuracy, clip_zeroshot, cosy, fid, path_similarity, tsne
-from vitalstudy.metrics.forward import forward_fvs, forward_images, forward_paths
+from vitalstudy.metrics.forward import Outputs, forward_fvs, forward_images, forward_paths
 from vitalstudy.metrics.images import FVImage, load_fvs, natural_images, planned_images
 from vitalstudy.metrics.longformat import unavailable
 from vitalstudy.models import get_spec, load_model
@@ -32,7 +32,8 @@ from vitalstudy.references.targets import class_targets, neuron_targets, parse_t
 
 @dataclass
 class Context:
-    """What every job of one target model reads: config sections, index, planned FVs."""
+    """What the jobs of one target model share: config, planned FVs and model outputs, each computed
+    once (a job of the paper's size passes 50 000 natural images through five models)."""
 
     cfg: dict  # seed, device, models, targets, references, metrics (already validated)
     model: str
@@ -40,11 +41,16 @@ class Context:
     fv_root: str
     device: torch.device = field(init=False)
     spec: ModelSpec = field(init=False)
-    _models: dict = field(init=False, default_factory=dict)
+    _cache: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self):
         self.device = resolve_device(self.cfg.get("device", "auto"))
         self.spec = get_spec(self.model)
+
+    def _once(self, key: tuple, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     @property
     def metrics(self) -> dict:
@@ -54,29 +60,41 @@ class Context:
     def seed(self) -> int:
         return self.cfg["seed"]
 
-    def index(self) -> pd.DataFrame:
-        return read_index(self.index_path)
-
     def class_targets(self) -> list[str]:
         return class_targets(self.cfg)
 
+    def natural(self) -> pd.DataFrame:
+        """Metric-pool natural images of the run's class targets."""
+        return self._once(("natural",), lambda: natural_images(read_index(self.index_path), self.class_targets()))
+
     def fvs(self, kind: str) -> list[FVImage]:
-        """The planned FVs of one target kind, validated against the contract."""
-        classes, neurons = (self.class_targets(), []) if kind == "class" else ([], neuron_targets(self.cfg, self.model))
-        return load_fvs(self.fv_root, self.model, planned_images(self.metrics, self.spec, classes, neurons))
+        """The planned FVs of one target kind ("class" or "neuron"), validated against the contract."""
+        def load() -> list[FVImage]:
+            classes = self.class_targets() if kind == "class" else []
+            neurons = neuron_targets(self.cfg, self.model) if kind == "neuron" else []
+            return load_fvs(self.fv_root, self.model, planned_images(self.metrics, self.spec, classes, neurons))
+        return self._once(("fvs", kind), load)
 
     def load(self, name: str):
-        """A registry model (loaded once per context), or MissingAssetError when its weights are absent."""
-        if name not in self._models:
-            weights = self.cfg["models"].get("weights", {}).get(name)
-            self._models[name] = load_model(name, weights=weights, device=self.device)
-        return self._models[name]
+        """A registry model, or MissingAssetError when its weights are absent."""
+        weights = self.cfg["models"].get("weights", {}).get(name)
+        return self._once(("model", name), lambda: load_model(name, weights=weights, device=self.device))
 
-    def forward_fvs(self, model, spec: ModelSpec, images: list[FVImage], layers=()):
-        return forward_fvs(model, spec, [i.image for i in images], self.device, self.metrics["batch_size"], layers)
+    def _layers(self, name: str) -> list[str]:
+        """The target model's hooked layers are read on every pass (path similarity needs them)."""
+        return self.spec.class_layer_names if name == self.model else []
 
-    def forward_paths(self, model, spec: ModelSpec, paths: list[str], layers=()):
-        return forward_paths(model, spec, paths, self.device, self.metrics["batch_size"], layers)
+    def class_fv_outputs(self, name: str) -> Outputs:
+        """Model `name` on the class FVs: logits, penultimate features (and hooked layers for the target model)."""
+        images = [i.image for i in self.fvs("class")]
+        return self._once(("fv-out", name), lambda: forward_fvs(
+            self.load(name), get_spec(name), images, self.device, self.metrics["batch_size"], self._layers(name)))
+
+    def natural_outputs(self, name: str) -> Outputs:
+        """Model `name` on the natural images of `natural()`."""
+        paths = list(self.natural()["path"])
+        return self._once(("natural-out", name), lambda: forward_paths(
+            self.load(name), get_spec(name), paths, self.device, self.metrics["batch_size"], self._layers(name)))
 
 
 def _labels(images: list[FVImage]) -> tuple[list[str], list[str], list[int]]:
@@ -101,11 +119,10 @@ def accuracy_job(ctx: Context) -> tuple[list[dict], pd.DataFrame]:
         judges.append(("held_out_accuracy_top1", ctx.cfg["models"]["held_out"]))
     for metric, judge in judges:
         try:
-            model = ctx.load(judge)
+            logits = ctx.class_fv_outputs(judge).logits
         except MissingAssetError as exc:
             rows += unavailable([metric], ctx.model, list(dict.fromkeys(methods)), str(exc))
             continue
-        logits = ctx.forward_fvs(model, get_spec(judge), images).logits
         hits = accuracy.topk_hits(logits, true, 1)
         rows += accuracy.hit_rate_rows(metric, ctx.model, methods, hits, ctx.metrics["bootstrap"], ctx.seed,
                                        f"judge: {judge}")
@@ -113,10 +130,9 @@ def accuracy_job(ctx: Context) -> tuple[list[dict], pd.DataFrame]:
     return rows, (pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame())
 
 
-def _correctly_classified(ctx: Context, natural: pd.DataFrame) -> pd.DataFrame:
-    model = ctx.load(ctx.model)
-    logits = ctx.forward_paths(model, ctx.spec, list(natural["path"])).logits
-    return natural[logits.argmax(axis=1) == natural["class_index"].to_numpy()]
+def _correctly_classified(ctx: Context) -> pd.DataFrame:
+    natural = ctx.natural()
+    return natural[ctx.natural_outputs(ctx.model).logits.argmax(axis=1) == natural["class_index"].to_numpy()]
 
 
 def clip_job(ctx: Context, clip_loader=clip_zeroshot.load_clip) -> list[dict]:
@@ -144,7 +160,7 @@ def clip_job(ctx: Context, clip_loader=clip_zeroshot.load_clip) -> list[dict]:
     rows = clip_zeroshot.zeroshot_rows(ctx.model, methods, scores([i.image for i in images], lambda im: im),
                                        _true_index(targets), *settings, note)
     try:
-        real = _correctly_classified(ctx, natural_images(ctx.index(), ctx.class_targets()))
+        real = _correctly_classified(ctx)
     except MissingAssetError as exc:
         return rows + unavailable(["clip_top1", "clip_top5"], ctx.model, [clip_zeroshot.REAL],
                                   f"natural images are kept when {ctx.model} classifies them correctly: {exc}")
@@ -164,41 +180,26 @@ def fid_job(ctx: Context) -> list[dict]:
     images = ctx.fvs("class")
     if not images:
         return []
-    methods = [i.key.method for i in images]
-    natural = natural_images(ctx.index(), ctx.class_targets())
+    methods = np.asarray([i.key.method for i in images])
     extractors = {"": fid_cfg["feature_model"]}
     if fid_cfg["own_features"]:
         extractors["_arch"] = ctx.model
-    cache: dict[str, tuple[dict[str, np.ndarray], np.ndarray] | str] = {}
     rows = []
     for suffix, name in extractors.items():
-        if name not in cache:
-            cache[name] = _penultimate_by_method(ctx, name, images, methods, list(natural["path"]))
-        if isinstance(cache[name], str):
-            rows += unavailable([f"fid{suffix}", f"kid{suffix}"], ctx.model, list(dict.fromkeys(methods)), cache[name])
+        try:
+            get_spec(name)
+        except ConfigError as exc:
+            raise ConfigError(f"metrics.fid.feature_model: {exc}") from None
+        try:
+            feats, real = ctx.class_fv_outputs(name).penultimate, ctx.natural_outputs(name).penultimate
+        except MissingAssetError as exc:
+            rows += unavailable([f"fid{suffix}", f"kid{suffix}"], ctx.model, list(dict.fromkeys(methods)), str(exc))
             continue
-        by_method, real = cache[name]
+        by_method = {m: feats[methods == m] for m in dict.fromkeys(methods)}
         note = (f"features: {name} penultimate ({real.shape[1]}-d), natural images of "
-                f"{natural['wnid'].nunique()} classes (metric pool)")
+                f"{ctx.natural()['wnid'].nunique()} classes (metric pool)")
         rows += fid.fid_rows(suffix, ctx.model, by_method, real, fid_cfg, ctx.metrics["bootstrap"], ctx.seed, note)
     return rows
-
-
-def _penultimate_by_method(ctx: Context, name: str, images: list[FVImage], methods: list[str],
-                           natural_paths: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray] | str:
-    """Penultimate features of each method's FVs and of the natural images; the reason when unavailable."""
-    try:
-        spec = get_spec(name)
-    except ConfigError as exc:
-        raise ConfigError(f"metrics.fid.feature_model: {exc}") from None
-    try:
-        model = ctx.load(name)
-    except MissingAssetError as exc:
-        return str(exc)
-    feats = ctx.forward_fvs(model, spec, images).penultimate
-    methods_arr = np.asarray(methods)
-    real = ctx.forward_paths(model, spec, natural_paths).penultimate
-    return {m: feats[methods_arr == m] for m in dict.fromkeys(methods)}, real
 
 
 def cosy_job(ctx: Context, references_dir: str) -> list[dict]:
@@ -211,14 +212,18 @@ def cosy_job(ctx: Context, references_dir: str) -> list[dict]:
     for target in dict.fromkeys(i.key.target for i in images):
         neuron = parse_target(target)
         ref_path = Path(references_dir) / f"{target}.json"
-        refs = read_json(ref_path)["references"]
+        selection = read_json(ref_path)
+        if selection.get("target", {}).get("id") != target:
+            raise VitalStudyError(f"{ref_path}: target.id: expected {target!r} (stage-1 contract)")
+        refs = selection.get("references")
         if not refs:
-            raise VitalStudyError(f"{ref_path}: references: empty, no control images for {target}")
+            raise VitalStudyError(f"{ref_path}: references: missing or empty, no control images for {target}")
         control = forward_images(
             model, ctx.spec, refs, lambda r: ctx.spec.preprocess(apply_view(load_rgb(r["path"]), r["view"])),
             ctx.device, ctx.metrics["batch_size"], [neuron.layer]).layer_means[neuron.layer][:, neuron.channel]
         mine = [i for i in images if i.key.target == target]
-        syn = ctx.forward_fvs(model, ctx.spec, mine, [neuron.layer]).layer_means[neuron.layer][:, neuron.channel]
+        syn = forward_fvs(model, ctx.spec, [i.image for i in mine], ctx.device, ctx.metrics["batch_size"],
+                          [neuron.layer]).layer_means[neuron.layer][:, neuron.channel]
         for method in dict.fromkeys(i.key.method for i in mine):
             chosen = np.array([i.key.method == method for i in mine])
             per_neuron += cosy.neuron_rows(ctx.model, method, target, syn[chosen], control,
@@ -232,11 +237,12 @@ def tsne_job(ctx: Context) -> pd.DataFrame:
     unknown = sorted(set(wanted) - set(ctx.class_targets()))
     if unknown:
         raise ConfigError(f"metrics.tsne.classes: {', '.join(unknown)} are not class targets of this run")
-    images = [i for i in ctx.fvs("class") if i.key.target in wanted]
-    natural = natural_images(ctx.index(), wanted)
-    model = ctx.load(ctx.model)
-    features = np.concatenate([ctx.forward_paths(model, ctx.spec, list(natural["path"])).penultimate,
-                               ctx.forward_fvs(model, ctx.spec, images).penultimate])
+    fv_keep = np.array([i.key.target in wanted for i in ctx.fvs("class")], dtype=bool)
+    images = [i for i, keep in zip(ctx.fvs("class"), fv_keep) if keep]
+    natural_keep = ctx.natural()["wnid"].isin(wanted).to_numpy()
+    natural = ctx.natural()[natural_keep]
+    features = np.concatenate([ctx.natural_outputs(ctx.model).penultimate[natural_keep],
+                               ctx.class_fv_outputs(ctx.model).penultimate[fv_keep]])
     classes = imagenet_classes()
     points = pd.DataFrame({
         "kind": ["natural"] * len(natural) + ["fv"] * len(images),
@@ -255,15 +261,11 @@ def path_similarity_job(ctx: Context) -> list[dict]:
     if not images:
         return []
     methods, targets, seeds = _labels(images)
-    natural = natural_images(ctx.index(), ctx.class_targets())
-    model = ctx.load(ctx.model)
-    layers = ctx.spec.class_layer_names
-    fv_out = ctx.forward_fvs(model, ctx.spec, images, layers)
-    nat_out = ctx.forward_paths(model, ctx.spec, list(natural["path"]), layers)
+    fv_out, natural_out = ctx.class_fv_outputs(ctx.model), ctx.natural_outputs(ctx.model)
     rows = []
-    for layer in layers:
+    for layer in ctx.spec.class_layer_names:
         same, other = path_similarity.rank_correlations(fv_out.layer_means[layer], targets,
-                                                        nat_out.layer_means[layer], list(natural["wnid"]))
+                                                        natural_out.layer_means[layer], list(ctx.natural()["wnid"]))
         rows += path_similarity.layer_rows(ctx.model, layer, methods, targets, seeds, same, other,
                                            ctx.metrics["bootstrap"], ctx.seed)
     return rows
