@@ -1,13 +1,11 @@
 # vitalstudy: one DAG from reference selection to the paper's figures. Run from the repository root:
-#   snakemake --profile workflow/profiles/default --configfile config/config.yaml
+#   snakemake --profile workflow/profiles/default                 (the offline demo, config/config.yaml)
+#   snakemake --profile workflow/profiles/default --configfile config/sample.yaml
 # The rules hold no logic: each calls the `vitalstudy` command of its stage (src/vitalstudy).
 
 from snakemake.utils import min_version
 
 min_version("9.0")
-
-
-configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

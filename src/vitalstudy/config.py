@@ -76,17 +76,21 @@ def expand_env(value: str, key: str) -> str:
     return _ENV.sub(repl, value)
 
 
-def validate(config: dict) -> dict:
-    """Validate `config` (a copy is returned with defaults filled in) or raise ConfigError."""
+def validate(config: dict, check_paths: bool = True) -> dict:
+    """Validate `config` (a copy is returned with defaults filled in) or raise ConfigError.
+
+    `check_paths=False` (dry runs) skips the checks that files and folders exist, so a plan can be
+    listed on a machine without the data.
+    """
     config = copy.deepcopy(config)
     errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         raise ConfigError(_describe(errors[0]))
-    _check_semantics(config)
+    _check_semantics(config, check_paths)
     return config
 
 
-def _check_semantics(config: dict) -> None:
+def _check_semantics(config: dict, check_paths: bool) -> None:
     from vitalstudy.data.classes import imagenet_classes
     from vitalstudy.models.registry import REGISTRY
 
@@ -99,7 +103,8 @@ def _check_semantics(config: dict) -> None:
     for name, path in models.get("weights", {}).items():
         if name not in REGISTRY:
             raise ConfigError(f"models.weights.{name}: unknown model; known: {', '.join(REGISTRY)}")
-        if not Path(expand_env(path, f"models.weights.{name}")).is_file():
+        models["weights"][name] = path = expand_env(path, f"models.weights.{name}")
+        if check_paths and not Path(path).is_file():
             raise ConfigError(f"models.weights.{name}: weight file {path} does not exist")
 
     images = config["images"]
@@ -108,9 +113,10 @@ def _check_semantics(config: dict) -> None:
             raise ConfigError(f"images.path: required when images.source is {images['source']!r}")
         override = os.environ.get("VITALSTUDY_IMAGES")
         images["path"] = override or expand_env(images["path"], "images.path")
-        if not Path(images["path"]).is_dir():
+        root = Path(images["path"])
+        if check_paths and not root.is_dir():
             raise ConfigError(f"images.path: directory {images['path']} does not exist")
-        if images["source"] == "imagenet" and not (Path(images["path"]) / "train").is_dir():
+        if check_paths and images["source"] == "imagenet" and not (root / "train").is_dir():
             raise ConfigError(f"images.path: {images['path']} has no train/ folder (expected train/<wnid>/*)")
 
     classes = imagenet_classes()

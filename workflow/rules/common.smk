@@ -7,8 +7,12 @@ from vitalstudy.config import validate
 from vitalstudy.errors import ConfigError
 from vitalstudy.references.targets import class_targets, neuron_layers, neuron_targets
 
+if not config:
+    sys.exit("config error: no config given; use --configfile config/config.yaml (the offline demo) "
+             "or --profile workflow/profiles/default, which selects it")
+_dry_run = bool(workflow.output_settings and workflow.output_settings.dryrun)
 try:
-    config = validate(config)
+    config = validate(config, check_paths=not _dry_run)
 except ConfigError as _error:
     sys.exit(f"config error: {_error}")
 

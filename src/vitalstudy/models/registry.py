@@ -84,7 +84,8 @@ _LITE_RELEVANCE = RelevanceSupport(
     composite="epsilon_plus_flat",
     canonizer="efficientnet_lite",
     reason="conv/BN/ReLU6 network: BatchNorm merged into the preceding convolution and the "
-    "residual additions made explicit, then EpsilonPlusFlat as for ResNets.",
+    "residual additions made explicit as for ResNets, then EpsilonPlusFlat without biases, with "
+    "WSquare for the depthwise convolutions (see vitalstudy.fv.relevance).",
 )
 _NO_LRP = "zennit has no canonizer for LayerNorm and attention, so LRP relevance is not faithful here"
 

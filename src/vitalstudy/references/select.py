@@ -67,7 +67,8 @@ def _pool(index: pd.DataFrame) -> pd.DataFrame:
 
 def select_class_references(index: pd.DataFrame, wnid: str, count: int, seed: int,
                             augment: dict) -> Selection:
-    rows = _pool(index)[index["wnid"] == wnid].sort_values("image_id")
+    pool = _pool(index)
+    rows = pool[pool["wnid"] == wnid].sort_values("image_id")
     if rows.empty:
         raise VitalStudyError(f"class {wnid}: no image of this class in the run's image index "
                               f"(images.source / images.path); add images of {wnid}")

@@ -1,0 +1,171 @@
+"""The one optimisation loop every feature-visualization method runs.
+
+A method supplies a `Parameterisation` (what is optimised and how it becomes an image), a list of
+`Transform`s (random augmentations before the model sees the image) and an `Objective` (a loss per
+image). The loop owns the rest: optimiser and learning-rate schedule, priors, projection to the
+valid range, transparency-map accumulation and periodic checkpoints so a killed job resumes.
+
+Every random draw comes from a per-image generator seeded from (config seed, model, method, target),
+and losses are summed over the batch, so each image's trajectory is independent of which other
+targets share its batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from vitalstudy.fv.priors import l2_norm, total_variation
+from vitalstudy.io import atomic_path
+
+
+class Parameterisation(Protocol):
+    def init(self, generators: list[torch.Generator]) -> torch.Tensor: ...
+
+    def images(self, params: torch.Tensor) -> torch.Tensor:
+        """Differentiable map from parameters to (B, 3, H, W) pixels in [0, 1]."""
+
+    def project_(self, params: torch.Tensor) -> None:
+        """In-place projection after each step (e.g. clamping to the valid pixel range)."""
+
+
+class Transform(Protocol):
+    def __call__(self, x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor: ...
+
+
+class Objective(Protocol):
+    def __call__(self, model_input: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) model input -> (B,) losses."""
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    steps: int
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    optimizer: str = "adam"  # adam | nadam
+    warmup: int = 0
+    schedule: str = "cosine"  # cosine | constant
+    tv_weight: float = 0.0
+    l2_weight: float = 0.0
+    views_per_step: int = 1  # MACO-style several random crops per step
+    checkpoint_every: int = 100
+    alpha_percentile: float = 98.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def lr_factor(step: int, settings: LoopSettings) -> float:
+    """Linear warm-up to the base rate, then cosine decay to zero (or constant)."""
+    if settings.warmup and step < settings.warmup:
+        return (step + 1) / settings.warmup
+    if settings.schedule == "constant":
+        return 1.0
+    span = max(1, settings.steps - settings.warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - settings.warmup) / span)))
+
+
+@dataclass
+class LoopResult:
+    images: torch.Tensor  # (B, 3, H, W) in [0, 1]
+    alpha: torch.Tensor  # (B, H, W) in [0, 1]
+    losses: list[float]
+    compute: dict = field(default_factory=dict)
+
+
+class Checkpointer:
+    """Saves the loop state every `every` steps under `path`; a matching fingerprint resumes it."""
+
+    def __init__(self, path: str | Path, fingerprint: str, every: int):
+        self.path, self.fingerprint, self.every = Path(path), fingerprint, max(1, every)
+
+    def load(self) -> dict | None:
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        return state if state.get("fingerprint") == self.fingerprint else None
+
+    def save(self, state: dict) -> None:
+        with atomic_path(self.path) as tmp:
+            torch.save({**state, "fingerprint": self.fingerprint}, tmp)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _alpha_map(accumulated: torch.Tensor, percentile: float) -> torch.Tensor:
+    """Channel-mean |gradient| clipped at its percentile and scaled to [0, 1] (PAPER_NOTES §1)."""
+    flat = accumulated.flatten(1)
+    cap = torch.quantile(flat, percentile / 100.0, dim=1).clamp_min(1e-12)
+    clipped = torch.minimum(accumulated, cap.view(-1, 1, 1))
+    return clipped / clipped.flatten(1).amax(dim=1).clamp_min(1e-12).view(-1, 1, 1)
+
+
+def optimise(parameterisation: Parameterisation, objective: Objective, to_model_input,
+             transforms: list[Transform], settings: LoopSettings, generators: list[torch.Generator],
+             device: torch.device, checkpoint: Checkpointer | None = None) -> LoopResult:
+    """Run the loop; `to_model_input` maps [0, 1] pixels to the model's input space."""
+    params = parameterisation.init(generators).to(device).requires_grad_(True)
+    optimizer_class = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam}[settings.optimizer]
+    optimizer = optimizer_class([params], lr=settings.lr, betas=tuple(settings.betas))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings))
+    grad_sum = torch.zeros(params.shape[0], *parameterisation.images(params).shape[2:], device=device)
+    losses: list[float] = []
+    start_step, elapsed = 0, 0.0
+    state = checkpoint.load() if checkpoint else None
+    if state is not None:
+        with torch.no_grad():
+            params.copy_(state["params"].to(device))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        grad_sum = state["grad_sum"].to(device)
+        for g, g_state in zip(generators, state["generators"]):
+            g.set_state(g_state)
+        start_step, losses, elapsed = state["step"], state["losses"], state["seconds"]
+
+    began = time.perf_counter()
+    for step in range(start_step, settings.steps):
+        optimizer.zero_grad(set_to_none=True)
+        pixels = parameterisation.images(params)
+        pixels.retain_grad()
+        total = torch.zeros(params.shape[0], device=device)
+        for _ in range(settings.views_per_step):
+            x = to_model_input(pixels)
+            for transform in transforms:
+                x = transform(x, generators)
+            total = total + objective(x)
+        x_plain = to_model_input(pixels)
+        if settings.tv_weight:
+            total = total + settings.tv_weight * total_variation(x_plain)
+        if settings.l2_weight:
+            total = total + settings.l2_weight * l2_norm(x_plain)
+        total.sum().backward()
+        grad_sum += pixels.grad.detach().abs().mean(dim=1)
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            parameterisation.project_(params)
+        losses.append(float(total.detach().mean()))
+        done = step + 1
+        if checkpoint and done % checkpoint.every == 0 and done < settings.steps:
+            checkpoint.save({"params": params.detach().cpu(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "grad_sum": grad_sum.cpu(),
+                             "generators": [g.get_state() for g in generators], "step": done,
+                             "losses": losses, "seconds": elapsed + time.perf_counter() - began})
+    seconds = elapsed + time.perf_counter() - began
+    with torch.no_grad():
+        images = parameterisation.images(params).clamp(0, 1).cpu()
+    passes = (settings.steps - start_step) * settings.views_per_step
+    return LoopResult(images=images, alpha=_alpha_map(grad_sum, settings.alpha_percentile).cpu(), losses=losses,
+                      compute={"steps": settings.steps, "resumed_at_step": start_step,
+                               "views_per_step": settings.views_per_step,
+                               "forward_passes_per_image": settings.steps * settings.views_per_step,
+                               "backward_passes_per_image": settings.steps * settings.views_per_step,
+                               "passes_this_run": passes, "seconds": round(seconds, 3),
+                               "seconds_per_image": round(seconds / params.shape[0], 3)})

@@ -1,0 +1,31 @@
+"""Shared fixtures. The real 1000-image ImageNet sample is read from VITALSTUDY_SAMPLE_DIR
+(default: ../shared/data/imagenet-sample beside the repository); tests that need it skip when it
+is absent, except under CI=true, where its absence is a failure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sample_dir() -> Path:
+    return Path(os.environ.get("VITALSTUDY_SAMPLE_DIR", REPO.parent / "shared" / "data" / "imagenet-sample"))
+
+
+@pytest.fixture(scope="session")
+def imagenet_sample() -> Path:
+    path = sample_dir()
+    if not path.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the ImageNet sample is missing at {path} (set VITALSTUDY_SAMPLE_DIR)")
+        pytest.skip(f"ImageNet sample not found at {path}; set VITALSTUDY_SAMPLE_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
