@@ -1,53 +1,15 @@
-"""Fixtures for the metrics tests: a run's image index of real bundled photos and stage-2 FV files
-written to the contract from those photos (real pixels, so the models' answers are meaningful)."""
+"""Fixtures for the metrics tests: a run's image index of the bundled real photos, a validated config
+and the stage-2 FVs it plans (stand-ins made from those photos)."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 import pytest
-from PIL import Image, ImageOps
 
-from vitalstudy.data.sources import build_index, load_rgb
-
-REPO = Path(__file__).resolve().parents[2]
-MODEL = "efficientnet_lite0"
-CLASSES = ["n07920052", "n02123159", "n03773504"]  # espresso, tiger cat, missile (bundled photos)
-
-
-def sample_dir() -> Path:
-    return Path(os.environ.get("VITALSTUDY_SAMPLE_DIR", REPO.parent / "shared" / "data" / "imagenet-sample"))
-
-
-def sidecar(model: str, method: str, target: str, seed: int, resolution=224, kind: str = "class") -> dict:
-    return {"model": model, "method": method, "target": {"kind": kind, "id": target}, "seed": seed,
-            "resolution": resolution, "hyperparameters": {"steps": 1},
-            "compute": {"steps": 1, "forward_passes": 1, "backward_passes": 1, "seconds": 0.1, "device": "cpu"},
-            "references": [], "versions": {"vitalstudy": "test"}}
-
-
-def write_fv(fv_root: Path, model: str, method: str, target: str, seed: int, image: Image.Image,
-             kind: str = "class", overrides: dict | None = None) -> Path:
-    """Write seed<k>.png + seed<k>.json under 02_fv as stage 2 would; `overrides` replace sidecar fields."""
-    folder = fv_root / model / method / target
-    folder.mkdir(parents=True, exist_ok=True)
-    image.save(folder / f"seed{seed}.png", format="PNG")
-    meta = sidecar(model, method, target, seed, image.size[0], kind) | (overrides or {})
-    (folder / f"seed{seed}.json").write_text(json.dumps(meta))
-    return folder / f"seed{seed}.png"
-
-
-def fv_from_photo(path: str, method: str, seed: int, size: int = 224) -> Image.Image:
-    """A deterministic stand-in FV: a crop of a real photo, degraded more for some methods."""
-    rng = np.random.default_rng([seed, len(method)])
-    photo = ImageOps.fit(load_rgb(path), (size, size))
-    pixels = np.asarray(photo, dtype=np.float64)
-    noise = {"vital": 5, "maco": 60, "fourier": 90, "deepinversion": 30, "vital_lrp": 10}[method]
-    pixels = np.clip(pixels + rng.normal(0, noise, pixels.shape), 0, 255).astype(np.uint8)
-    return Image.fromarray(pixels, "RGB")
+from metrics_helpers import CLASSES, MODEL, fv_from_photo, write_fv
+from vitalstudy.data.sources import build_index
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +39,6 @@ def metrics_config() -> dict:
 @pytest.fixture
 def fv_root(tmp_path, bundled_index, metrics_config) -> Path:
     """02_fv with every planned class FV of the config, made from the bundled photo of its class."""
-    import pandas as pd
-
     index = pd.read_csv(bundled_index)
     root = tmp_path / "02_fv"
     for method in metrics_config["metrics"]["methods"]["class"]:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import MODEL
+from metrics_helpers import MODEL
 from vitalstudy.errors import MissingAssetError
 from vitalstudy.metrics import clip_zeroshot, jobs, tables
 from vitalstudy.metrics.longformat import UNAVAILABLE

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import MODEL
+from metrics_helpers import MODEL
 from vitalstudy.metrics import tables
 from vitalstudy.metrics.longformat import row, unavailable
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import CLASSES, MODEL, fv_from_photo, sample_dir, write_fv
+from metrics_helpers import CLASSES, MODEL, fv_from_photo, write_fv
 from vitalstudy.metrics import jobs
 
 
@@ -73,13 +73,12 @@ def test_unreadable_fv_stops_the_job_naming_the_file(metrics_config, bundled_ind
         jobs.accuracy_job(jobs.Context(metrics_config, MODEL, str(bundled_index), str(fv_root)))
 
 
-@pytest.mark.skipif(not sample_dir().is_dir(), reason="ImageNet sample not present (VITALSTUDY_SAMPLE_DIR)")
-def test_natural_images_as_fvs_are_recognised(metrics_config, tmp_path):
+def test_natural_images_as_fvs_are_recognised(imagenet_sample, metrics_config, tmp_path):
     """Centre crops of 20 real ImageNet images, fed as FVs: Lite0 must recognise most (the paper's real-data
     ceiling), which checks the FV input path (resize, normalisation) end to end."""
     from vitalstudy.data.sources import build_index
 
-    index, _ = build_index({"source": "folder", "path": str(sample_dir()), "verify": False}, seed=0)
+    index, _ = build_index({"source": "folder", "path": str(imagenet_sample), "verify": False}, seed=0)
     chosen = index.sort_values("image_id").iloc[::50].head(20)
     fv_root = tmp_path / "02_fv"
     for row in chosen.itertuples():

@@ -11,15 +11,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import CLASSES, MODEL, REPO, fv_from_photo, write_fv
+from metrics_helpers import CLASSES, MODEL, fv_from_photo, write_fv
 from vitalstudy.data.sources import build_index
 
-RULES = REPO / "workflow" / "rules"
 
 
-def _snakefile(tmp_path: Path, with_generate: bool) -> Path:
+def _snakefile(repo: Path, tmp_path: Path, with_generate: bool) -> Path:
     """The repository's rule files as the lead's Snakefile will include them (+ a stand-in generate rule)."""
-    text = "".join(f'include: "{RULES / name}"\n' for name in ("common.smk", "references.smk", "metrics.smk"))
+    text = "".join(f'include: "{repo / "workflow" / "rules" / name}"\n' for name in ("common.smk", "references.smk", "metrics.smk"))
     if with_generate:
         text += ('rule generate_stand_in:\n    input: rules.select_references.output.json\n'
                  '    output: png=f"{RUN}/02_fv/{{model}}/{{method}}/{{target}}/seed{{seed}}.png",\n'
@@ -31,9 +30,9 @@ def _snakefile(tmp_path: Path, with_generate: bool) -> Path:
     return path
 
 
-def _snakemake(tmp_path: Path, snakefile: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
+def _snakemake(repo: Path, tmp_path: Path, snakefile: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                        "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+                        "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(tmp_path),
                            "--configfile", str(configfile), *args], capture_output=True, text=True, env=env,
                           timeout=600)
@@ -49,11 +48,11 @@ def _job_counts(stdout: str) -> dict[str, int]:
     return counts
 
 
-def test_dry_run_lists_metric_jobs_after_generation(tmp_path):
-    result = _snakemake(tmp_path, _snakefile(tmp_path, True), REPO / "config" / "config.yaml", "-n")
+def test_dry_run_lists_metric_jobs_after_generation(repo, tmp_path):
+    result = _snakemake(repo, tmp_path, _snakefile(repo, tmp_path, True), repo / "config" / "config.yaml", "-n")
     assert result.returncode == 0, result.stderr[-2000:]
     counts = _job_counts(result.stdout)
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     classes, neurons = len(config["targets"]["classes"]), len(config["targets"]["neurons"][0]["channels"])
     # EfficientNet-Lite0 has BatchNorm, so every default method applies: 4 class + 3 neuron methods
     assert counts["generate_stand_in"] == (4 * classes + 3 * neurons) * len(config["metrics"]["seeds"])
@@ -88,7 +87,7 @@ def _results_tree(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_rules_run_end_to_end_on_a_contract_tree(tmp_path):
+def test_rules_run_end_to_end_on_a_contract_tree(repo, tmp_path):
     """The per-model metric job and the tables job through Snakemake."""
     run = _results_tree(tmp_path)
     config = {"run": "t", "seed": 0, "device": "cpu", "images": {"source": "bundled"},
@@ -100,7 +99,7 @@ def test_rules_run_end_to_end_on_a_contract_tree(tmp_path):
                           "clip": {"download": False}, "tsne": {"perplexity": 3}}}
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    result = _snakemake(tmp_path, _snakefile(tmp_path, False), configfile, "--cores", "2")
+    result = _snakemake(repo, tmp_path, _snakefile(repo, tmp_path, False), configfile, "--cores", "2")
     logs = "\n".join(p.read_text() for p in (run / "logs").rglob("*.log")) if (run / "logs").is_dir() else ""
     assert result.returncode == 0, result.stderr[-3000:] + logs[-3000:]
 

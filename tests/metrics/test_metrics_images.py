@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import MODEL, write_fv
+from metrics_helpers import MODEL, write_fv
 from vitalstudy.metrics.images import FVKey, InvalidImageError, load_fv, method_not_applicable, planned_images
 from vitalstudy.models import get_spec
 
