@@ -10,9 +10,13 @@ min_version("9.0")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/references.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/study.smk"
 
 
 rule all:
     input:
         references_outputs(),
+        generation_outputs(),
+        study_forms_outputs(),
     default_target: True

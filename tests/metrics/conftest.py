@@ -30,8 +30,8 @@ def metrics_config() -> dict:
         "models": {"targets": [MODEL], "held_out": None},
         "targets": {"classes": CLASSES, "neurons": [{"layer": "head", "channels": [12]}]},
         "references": {"class_count": 2, "neuron_count": 3},
-        "metrics": {"methods": {"class": ["vital", "maco"], "neuron": ["vital_lrp", "maco"]}, "seeds": [0, 1],
-                    "bootstrap": {"iterations": 20}, "fid": {"feature_model": MODEL},
+        "generate": {"methods": ["vital", "vital_lrp"], "seeds": [0, 1]},
+        "metrics": {"bootstrap": {"iterations": 20}, "fid": {"feature_model": MODEL},
                     "clip": {"download": False}, "tsne": {"perplexity": 5}},
     })
 
@@ -41,9 +41,9 @@ def fv_root(tmp_path, bundled_index, metrics_config) -> Path:
     """02_fv with every planned class FV of the config, made from the bundled photo of its class."""
     index = pd.read_csv(bundled_index)
     root = tmp_path / "02_fv"
-    for method in metrics_config["metrics"]["methods"]["class"]:
+    for method in metrics_config["generate"]["methods"]:
         for wnid in CLASSES:
             photo = index[index["wnid"] == wnid]["path"].iloc[0]
-            for seed in metrics_config["metrics"]["seeds"]:
+            for seed in metrics_config["generate"]["seeds"]:
                 write_fv(root, MODEL, method, wnid, seed, fv_from_photo(photo, method, seed))
     return root

@@ -38,6 +38,6 @@ def fv_from_photo(path: str, method: str, seed: int, size: int = 224) -> Image.I
     rng = np.random.default_rng([seed, len(method)])
     photo = ImageOps.fit(load_rgb(path), (size, size))
     pixels = np.asarray(photo, dtype=np.float64)
-    noise = {"vital": 5, "maco": 60, "fourier": 90, "deepinversion": 30, "vital_lrp": 10}[method]
+    noise = {"vital": 5, "vital_lrp": 60}[method]
     pixels = np.clip(pixels + rng.normal(0, noise, pixels.shape), 0, 255).astype(np.uint8)
     return Image.fromarray(pixels, "RGB")

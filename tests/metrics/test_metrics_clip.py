@@ -44,8 +44,8 @@ def test_clip_job_end_to_end_with_untrained_model(tiny_clip, metrics_config, bun
     ctx = jobs.Context(metrics_config, MODEL, str(bundled_index), str(fv_root))
     rows = jobs.clip_job(ctx, clip_loader=lambda cfg, device: tiny_clip)
     got = {(r["metric"], r["method"]): r for r in rows}
-    assert set(got) == {(m, method) for m in ("clip_top1", "clip_top5") for method in ("vital", "maco", "real")}
-    for method in ("vital", "maco"):
+    assert set(got) == {(m, method) for m in ("clip_top1", "clip_top5") for method in ("vital", "vital_lrp", "real")}
+    for method in ("vital", "vital_lrp"):
         assert got["clip_top1", method]["n"] == 3 * 2  # classes x seeds
         assert 0 <= got["clip_top1", method]["value"] <= got["clip_top5", method]["value"] <= 100
     assert 1 <= got["clip_top1", "real"]["n"] <= 3  # only the natural images Lite0 classifies correctly

@@ -72,12 +72,12 @@ def test_non_png_and_broken_json_are_rejected(tmp_path):
 
 
 def test_planned_images_skip_methods_a_model_cannot_run(metrics_config):
-    lite = planned_images(metrics_config["metrics"] | {"methods": {"class": ["vital", "deepinversion"],
-                                                                    "neuron": ["vital_lrp"]}},
-                          get_spec(MODEL), ["n07920052"], ["head_c12"])
-    assert {(k.method, k.target) for k in lite} == {("vital", "n07920052"), ("deepinversion", "n07920052"),
-                                                    ("vital_lrp", "head_c12")}
-    assert len(lite) == 3 * len(metrics_config["metrics"]["seeds"])
+    generate = {"methods": ["vital_lrp", "deepinversion"], "seeds": [0, 1]}
+    lite = planned_images(generate, get_spec(MODEL), ["n07920052"], ["head_c12"])
+    assert {(k.method, k.target) for k in lite} == {("vital_lrp", "n07920052"), ("vital_lrp", "head_c12"),
+                                                    ("deepinversion", "n07920052")}
+    assert len(lite) == 3 * 2
+    assert planned_images(generate, get_spec("vit_l_16"), ["n07920052"], ["head_c12"]) == []
     vit = get_spec("vit_l_16")
     assert "BatchNorm" in method_not_applicable("deepinversion", vit, "class")
     assert method_not_applicable("vital_lrp", vit, "neuron")

@@ -22,10 +22,10 @@ def test_accuracy_fid_path_similarity_and_tsne(metrics_config, bundled_index, fv
     ctx = jobs.Context(config, MODEL, str(bundled_index), str(fv_root))
     rows, predictions = jobs.accuracy_job(ctx)
     acc = _by(rows)
-    assert set(acc) == {(m, k) for m in ("accuracy_top1", "held_out_accuracy_top1") for k in ("vital", "maco")}
+    assert set(acc) == {(m, k) for m in ("accuracy_top1", "held_out_accuracy_top1") for k in ("vital", "vital_lrp")}
     assert acc["held_out_accuracy_top1", "vital"]["note"] == "judge: efficientnet_lite2"
     # lightly noised photos of espresso / tiger cat / missile stay recognisable; heavy noise hurts
-    assert acc["accuracy_top1", "vital"]["value"] >= acc["accuracy_top1", "maco"]["value"]
+    assert acc["accuracy_top1", "vital"]["value"] >= acc["accuracy_top1", "vital_lrp"]["value"]
     assert acc["accuracy_top1", "vital"]["value"] >= 50
     assert len(predictions) == 2 * (2 * 3 * 2) and set(predictions["judge"]) == {MODEL, "efficientnet_lite2"}
 
@@ -52,21 +52,21 @@ def test_cosy_uses_the_neuron_references_as_control(metrics_config, bundled_inde
                    "view": {"kind": "original", "crop_box": None, "flip": False}} for r in index.itertuples()]
     (refs_dir / "head_c12.json").write_text(json.dumps({"target": {"kind": "neuron", "id": "head_c12"},
                                                         "references": references}))
-    for method in ("vital_lrp", "maco"):
+    for method in ("vital", "vital_lrp"):
         for seed in (0, 1):
             write_fv(fv_root, MODEL, method, "head_c12", seed, fv_from_photo(index["path"][seed], method, seed),
                      kind="neuron")
     rows = jobs.cosy_job(jobs.Context(metrics_config, MODEL, str(bundled_index), str(fv_root)), str(refs_dir))
     per_neuron = [r for r in rows if r["target"] == "head_c12"]
     assert {(r["metric"], r["method"]) for r in per_neuron} == {(m, k) for m in ("auc", "mad")
-                                                                for k in ("vital_lrp", "maco")}
+                                                                for k in ("vital", "vital_lrp")}
     assert all(0 <= r["value"] <= 1 for r in per_neuron if r["metric"] == "auc")
     assert all(f"{len(index)} control images" in r["note"] for r in per_neuron)
-    assert _by(rows)["auc", "maco"]["n"] == 1
+    assert _by(rows)["auc", "vital"]["n"] == 1
 
 
 def test_unreadable_fv_stops_the_job_naming_the_file(metrics_config, bundled_index, fv_root):
-    bad = Path(fv_root) / MODEL / "maco" / CLASSES[1] / "seed1.png"
+    bad = Path(fv_root) / MODEL / "vital_lrp" / CLASSES[1] / "seed1.png"
     Image.new("RGBA", (224, 224)).save(bad)
     from vitalstudy.metrics.images import InvalidImageError
     with pytest.raises(InvalidImageError, match=f"{bad}: mode"):
@@ -88,8 +88,7 @@ def test_natural_images_as_fvs_are_recognised(imagenet_sample, metrics_config, t
                           (crop.width + side) // 2, (crop.height + side) // 2)).resize((224, 224))
         write_fv(fv_root, MODEL, "vital", row.wnid, 0, crop)
     config = metrics_config | {"targets": {"classes": list(chosen["wnid"]), "neurons": []},
-                               "metrics": metrics_config["metrics"] | {"methods": {"class": ["vital"], "neuron": []},
-                                                                       "seeds": [0]}}
+                               "generate": {"methods": ["vital"], "seeds": [0]}}
     index_path = tmp_path / "images.csv"
     index.to_csv(index_path, index=False)
     rows, _ = jobs.accuracy_job(jobs.Context(config, MODEL, str(index_path), str(fv_root)))

@@ -1,10 +1,14 @@
 # Config validation and the helpers every rule file uses. A bad config stops here with one line
 # naming the key and the problem (vitalstudy.config), before any job starts.
 import json
+import re
 import sys
+
+from snakemake.exceptions import WorkflowError
 
 from vitalstudy.config import validate
 from vitalstudy.errors import ConfigError
+from vitalstudy.models.registry import get_spec
 from vitalstudy.references.targets import class_targets, neuron_layers, neuron_targets
 
 if not config:
@@ -18,6 +22,17 @@ except ConfigError as _error:
 
 RUN = f"results/{config['run']}"
 MODELS = config["models"]["targets"]
+
+
+def _gpu_available():
+    if config.get("device", "auto") == "cpu":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+USE_GPU = _gpu_available()  # GPU jobs then declare `gpu` resources
 
 
 def stage_config(*sections):

@@ -1,22 +1,23 @@
 # Stage 3: automated metrics of the FVs (vitalstudy.metrics): one job per target model (models are
-# loaded once for all its metrics), then the paper-shaped tables. Inputs are the stage-2 contract
-# paths (02_fv/<model>/<method>/<target>/seed<k>.png + .json) of the methods, targets and seeds in
-# config `metrics`.
+# loaded once for all its metrics), then the paper-shaped tables. The FVs read are the stage-2
+# contract files (02_fv/<model>/<method>/<target>/seed<k>.png + .json) of generate.methods x
+# targets x generate.seeds; the rule depends on the generation job records that write them.
 from vitalstudy.metrics.images import planned_images
 from vitalstudy.models import get_spec
 
 FV_ROOT = f"{RUN}/02_fv"
 METRICS_DIR = f"{RUN}/03_metrics"
-METRICS_CFG = stage_config("run", "models", "targets", "references", "metrics")
+METRICS_CFG = stage_config("run", "models", "targets", "references", "generate", "metrics")
 METRIC_TABLES = (1, 2, 3, 5)
 METRIC_FILES = ("accuracy", "predictions", "clip", "fid", "cosy", "path_similarity", "tsne")
 
 
 def fv_files(wildcards):
-    """PNG + sidecar of every FV the metrics of {model} read (class and inner-neuron targets)."""
-    keys = planned_images(config["metrics"], get_spec(wildcards.model), class_targets(config),
+    """The generation job records that write every FV (PNG + sidecar) the metrics of {model} read."""
+    keys = planned_images(config["generate"], get_spec(wildcards.model), class_targets(config),
                           neuron_targets(config, wildcards.model))
-    return [str(p) for k in keys for p in (k.png(FV_ROOT, wildcards.model), k.sidecar(FV_ROOT, wildcards.model))]
+    paths = [p for k in keys for p in (k.png(FV_ROOT, wildcards.model), k.sidecar(FV_ROOT, wildcards.model))]
+    return fv_inputs(paths, "metrics")
 
 
 def neuron_references(wildcards):

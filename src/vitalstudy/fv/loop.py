@@ -75,7 +75,7 @@ def lr_factor(step: int, settings: LoopSettings) -> float:
 class LoopResult:
     images: torch.Tensor  # (B, 3, H, W) in [0, 1]
     alpha: torch.Tensor  # (B, H, W) in [0, 1]
-    losses: list[float]
+    losses: list[list[float]]  # per step, per image
     compute: dict = field(default_factory=dict)
 
 
@@ -116,7 +116,7 @@ def optimise(parameterisation: Parameterisation, objective: Objective, to_model_
     optimizer = optimizer_class([params], lr=settings.lr, betas=tuple(settings.betas))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings))
     grad_sum = torch.zeros(params.shape[0], *parameterisation.images(params).shape[2:], device=device)
-    losses: list[float] = []
+    losses: list[list[float]] = []
     start_step, elapsed = 0, 0.0
     state = checkpoint.load() if checkpoint else None
     if state is not None:
@@ -151,7 +151,7 @@ def optimise(parameterisation: Parameterisation, objective: Objective, to_model_
         scheduler.step()
         with torch.no_grad():
             parameterisation.project_(params)
-        losses.append(float(total.detach().mean()))
+        losses.append(total.detach().cpu().tolist())
         done = step + 1
         if checkpoint and done % checkpoint.every == 0 and done < settings.steps:
             checkpoint.save({"params": params.detach().cpu(), "optimizer": optimizer.state_dict(),

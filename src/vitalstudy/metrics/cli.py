@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--stage-config", required=True,
                         help="JSON with the config keys this stage reads: run, seed, device, models, targets, "
-                             "references, metrics")
+                             "references, generate, metrics")
     common.add_argument("--provenance", required=True, help="provenance JSON to write")
     measure = sub.add_parser("measure", parents=[common], help="metrics of one target model's FVs",
                              description="; ".join(f"{k}: {v}" for k, v in METRICS.items()))
@@ -57,7 +57,7 @@ def _record_inputs(args, cfg: dict, ctx, prov: Provenance) -> None:
 
     prov.add_input(args.index)
     neurons = neuron_targets(cfg, args.model)
-    for key in planned_images(cfg["metrics"], ctx.spec, class_targets(cfg), neurons):
+    for key in planned_images(cfg["generate"], ctx.spec, class_targets(cfg), neurons):
         for path in (key.png(args.fv_root, args.model), key.sidecar(args.fv_root, args.model)):
             prov.add_input(path)
     if "cosy" in args.metrics:

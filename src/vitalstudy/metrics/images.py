@@ -3,8 +3,8 @@
 
 A metric must never score an image that is not what it claims to be (an RGBA file, another size,
 a sidecar written for another target), so any breach raises InvalidImageError naming the file and
-the field. Which FVs a run is expected to have is decided here once (`planned_images`), for both
-the Snakemake rules (their inputs) and the commands (what they load).
+the field. Which FVs a run has is decided here once (`planned_images`, from the `generate` config),
+for both the Snakemake rules (their inputs) and the commands (what they load).
 """
 
 from __future__ import annotations
@@ -63,18 +63,15 @@ def method_not_applicable(method: str, spec: ModelSpec, kind: str) -> str | None
     return None
 
 
-def methods_for(metrics_cfg: dict, kind: str) -> list[str]:
-    return list(metrics_cfg["methods"][kind])
-
-
-def planned_images(metrics_cfg: dict, spec: ModelSpec, class_targets: list[str],
+def planned_images(generate_cfg: dict, spec: ModelSpec, class_targets: list[str],
                    neuron_targets: list[str]) -> list[FVKey]:
-    """Every FV the metrics of `spec` read: configured methods x targets x seeds, applicable ones only."""
+    """Every FV stage 2 writes for this model: generate.methods x targets x generate.seeds, less the
+    (method, target kind) pairs the model cannot run."""
     keys = []
-    for kind, targets in (("class", class_targets), ("neuron", neuron_targets)):
-        for method in methods_for(metrics_cfg, kind):
+    for method in generate_cfg["methods"]:
+        for kind, targets in (("class", class_targets), ("neuron", neuron_targets)):
             if method_not_applicable(method, spec, kind) is None:
-                keys += [FVKey(method, t, s) for t in targets for s in metrics_cfg["seeds"]]
+                keys += [FVKey(method, t, s) for t in targets for s in generate_cfg["seeds"]]
     return keys
 
 

@@ -35,7 +35,7 @@ class Context:
     """What the jobs of one target model share: config, planned FVs and model outputs, each computed
     once (a job of the paper's size passes 50 000 natural images through five models)."""
 
-    cfg: dict  # seed, device, models, targets, references, metrics (already validated)
+    cfg: dict  # seed, device, models, targets, references, generate, metrics (already validated)
     model: str
     index_path: str
     fv_root: str
@@ -72,7 +72,8 @@ class Context:
         def load() -> list[FVImage]:
             classes = self.class_targets() if kind == "class" else []
             neurons = neuron_targets(self.cfg, self.model) if kind == "neuron" else []
-            return load_fvs(self.fv_root, self.model, planned_images(self.metrics, self.spec, classes, neurons))
+            keys = planned_images(self.cfg["generate"], self.spec, classes, neurons)
+            return load_fvs(self.fv_root, self.model, keys)
         return self._once(("fvs", kind), load)
 
     def load(self, name: str):

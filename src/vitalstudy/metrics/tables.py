@@ -121,7 +121,7 @@ def _line(spec: TableSpec, model: str, paper_model: str, method: str, setup: str
 
 
 def _methods(spec: TableSpec, config: dict, paper: pd.DataFrame, paper_model: str) -> list[str]:
-    ours = list(config["metrics"]["methods"][spec.kind])
+    ours = list(config["generate"]["methods"])
     if spec.number == 5:
         return ["vital"]
     theirs = paper[(paper["table"] == spec.number) & (paper["model"] == paper_model)]["method"]
@@ -138,7 +138,7 @@ def build_table(spec: TableSpec, rows: pd.DataFrame, paper: pd.DataFrame, config
         for method in _methods(spec, config, paper, paper_model):
             paper_setups = _paper_rows(paper, spec.number, paper_model, method) or [("", None)]
             reason = None if method in ("real", "pii") else method_not_applicable(method, get_spec(model), spec.kind)
-            ran = method in config["metrics"]["methods"][spec.kind] or method == "real"
+            ran = method in config["generate"]["methods"] or method == "real"
             for i, (setup, values) in enumerate(paper_setups):
                 notes: list[str] = []
                 ours_here = ran and (i == 0 if spec.number != 5 else setup == f"rand{class_count}")
@@ -181,7 +181,7 @@ def to_latex(frame: pd.DataFrame, caption: str) -> str:
 
 def caption(spec: TableSpec, config: dict) -> str:
     return (f"Table {spec.number}-shaped: {spec.title}. Ours: run '{config['run']}', seeds "
-            f"{config['metrics']['seeds']}, values with {config['metrics']['bootstrap']['confidence']:.0%} "
+            f"{config['generate']['seeds']}, values with {config['metrics']['bootstrap']['confidence']:.0%} "
             f"bootstrap CIs in brackets. Paper: Görgün, Schiele, Fischer (2025), Table {spec.number}, "
             f"cited per row.")
 

@@ -1,0 +1,139 @@
+"""Running a generation job: a (model, method, seed) and a list of targets.
+
+Targets that can share an optimisation batch (same method group) are run `batch_size` at a time
+through the shared loop; each finished batch is written at once (PNG, transparency PNG, sidecar),
+so a killed job re-run skips finished targets and resumes the batch in progress from its last
+checkpoint. A target's outputs carry a fingerprint of everything that determines them; outputs
+with another fingerprint (changed settings) are regenerated, never silently reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vitalstudy.errors import VitalStudyError
+from vitalstudy.fv.loop import Checkpointer, optimise
+from vitalstudy.io import read_json, save_png, sha256_file, write_json
+from vitalstudy.models import get_spec, load_model
+from vitalstudy.provenance import code_version, package_versions
+from vitalstudy.references.targets import Target, parse_target
+from vitalstudy.seeding import derive_seed
+
+
+def method_classes() -> dict:
+    from vitalstudy.fv.vital import VitalMethod
+
+    return {"vital": VitalMethod, "vital_lrp": VitalMethod}
+
+
+def method_config(generate_config: dict, method: str) -> dict:
+    """A method's settings: its own section (`generate.vital` serves vital and vital_lrp), plus
+    the loop keys shared by every method."""
+    section = "vital" if method.startswith("vital") else method
+    shared = {k: generate_config[k] for k in ("checkpoint_every",) if k in generate_config}
+    return {**shared, **generate_config.get(section, {})}
+
+
+def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int) -> dict[str, Path]:
+    base = Path(run_dir) / "02_fv" / model / method / target
+    return {"png": base / f"seed{seed}.png", "alpha": base / f"seed{seed}_alpha.png", "json": base / f"seed{seed}.json"}
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _is_done(paths: dict[str, Path], fingerprint: str) -> bool:
+    if not (paths["png"].is_file() and paths["json"].is_file()):
+        return False
+    return read_json(paths["json"]).get("fingerprint") == fingerprint
+
+
+def _to_png(image: torch.Tensor) -> Image.Image:
+    array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    return Image.fromarray(array, mode="RGB")
+
+
+def _alpha_png(alpha: torch.Tensor) -> Image.Image:
+    return Image.fromarray((alpha.clamp(0, 1).numpy() * 255.0).round().astype(np.uint8), mode="L")
+
+
+def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
+            method_config: dict, device: torch.device, batch_size: int, weights: str | None = None,
+            mixed_precision: bool = False, log=print) -> list[dict]:
+    """Generate every target of the job; returns one record per target (paths, sha256, fingerprint)."""
+    run_dir = Path(run_dir)
+    classes = method_classes()
+    if method_name not in classes:
+        raise VitalStudyError(f"generate: unknown method {method_name!r}; known: {', '.join(classes)}")
+    spec = get_spec(model_name)
+    model = load_model(model_name, weights=weights, device=device)
+    method = classes[method_name](method_name, spec, model, method_config, run_dir / "02_fv" / model_name / "_prototypes",
+                                  device)
+    targets = [parse_target(t) for t in target_ids]
+    references = {t.id: _references(run_dir, model_name, t) for t in targets}
+    fingerprints = {t.id: _fingerprint(model_name, method_name, t.id, seed, method_config,
+                                       [r["sha256"] for r in references[t.id]]) for t in targets}
+    todo = [t for t in targets if not _is_done(output_paths(run_dir, model_name, method_name, t.id, seed), fingerprints[t.id])]
+    if len(todo) < len(targets):
+        log(f"generate: {len(targets) - len(todo)} of {len(targets)} targets already done, skipped")
+    groups: dict[str, list[Target]] = {}
+    for target in todo:
+        groups.setdefault(method.group_key(target), []).append(target)
+    for group in groups.values():
+        for start in range(0, len(group), batch_size):
+            _run_batch(run_dir, spec, method, group[start:start + batch_size], references, fingerprints, seed,
+                       device, batch_size, mixed_precision, log)
+    return [_record(run_dir, model_name, method_name, t.id, seed) for t in targets]
+
+
+def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
+    path = run_dir / "01_references" / model / f"{target.id}.json"
+    if not path.is_file():
+        raise VitalStudyError(f"generate: references of {target.id} for {model} are missing ({path}); "
+                              f"run the references stage first")
+    return read_json(path)["references"]
+
+
+def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerprints, seed, device, batch_size,
+               mixed_precision, log) -> None:
+    plan = method.plan(batch, references)
+    generators = [torch.Generator().manual_seed(derive_seed(seed, spec.name, method.name, t.id)) for t in batch]
+    batch_fp = _fingerprint([fingerprints[t.id] for t in batch])
+    checkpoint = Checkpointer(run_dir / "02_fv" / spec.name / method.name / "_work" / f"seed{seed}-{batch_fp}.pt",
+                              batch_fp, plan.settings.checkpoint_every)
+    log(f"generate: {spec.name} {method.name} seed {seed}: {', '.join(t.id for t in batch)} on {device}")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mixed_precision and device.type == "cuda" else nullcontext()
+    with autocast:
+        result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
+                          generators, device, checkpoint)
+    for i, target in enumerate(batch):
+        paths = output_paths(run_dir, spec.name, method.name, target.id, seed)
+        save_png(paths["png"], _to_png(result.images[i]))
+        save_png(paths["alpha"], _alpha_png(result.alpha[i]))
+        write_json(paths["json"], {
+            "model": spec.name, "method": method.name, "target": target.as_dict(), "seed": seed,
+            "resolution": plan.resolution, "hyperparameters": plan.hyperparameters,
+            "compute": {**result.compute, "device": str(device), "batch_size": batch_size, "batch_targets": len(batch),
+                        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                        "mixed_precision": bool(mixed_precision and device.type == "cuda")},
+            "final_loss": result.losses[-1][i] if result.losses else None,
+            "loss_trace": [round(step[i], 6) for step in result.losses[:: max(1, len(result.losses) // 50)]],
+            "references": [{"image_id": r["image_id"], "sha256": r["sha256"], "view": r["view"]} for r in references[target.id]],
+            "versions": {**package_versions(), **code_version()},
+            "fingerprint": fingerprints[target.id], "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
+    checkpoint.clear()
+
+
+def _record(run_dir, model, method, target, seed) -> dict:
+    paths = output_paths(run_dir, model, method, target, seed)
+    return {"target": target, **{k: {"path": str(p), "sha256": sha256_file(p)} for k, p in paths.items() if p.is_file()}}

@@ -1,0 +1,49 @@
+"""`vitalstudy generate`: stage 2, one job = (model, method, seed, list of targets)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pathlib import Path
+
+from vitalstudy.provenance import Provenance
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stage-config", required=True,
+                        help="JSON with the config keys this stage reads: seed, device, generate, models")
+    parser.add_argument("--run-dir", required=True, help="results/<run>")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--targets", nargs="+", required=True)
+    parser.add_argument("--marker", required=True, help="job record to write when every target is done")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vitalstudy.fv.bench import batch_size_for
+    from vitalstudy.fv.generate import method_config, run_job
+    from vitalstudy.models import get_spec, load_model
+    from vitalstudy.models.features import resolve_device
+
+    cfg = json.loads(args.stage_config)
+    gen = cfg["generate"]
+    device = resolve_device(cfg.get("device", "auto"))
+    prov = Provenance("generate", {"model": args.model, "method": args.method, "targets": args.targets,
+                                   "generate": gen}, seed=args.seed, device=str(device))
+    for target in args.targets:
+        prov.add_input(Path(args.run_dir) / "01_references" / args.model / f"{target}.json")
+    weights = cfg.get("models", {}).get("weights", {}).get(args.model)
+    spec = get_spec(args.model)
+    batch = batch_size_for(spec, load_model(args.model, weights=weights, device=device), args.method, device,
+                           gen.get("batch_size", "auto"))
+    records = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(gen, args.method),
+                      device, batch, weights=weights, mixed_precision=gen.get("mixed_precision", False))
+    for record in records:
+        for kind in ("png", "alpha", "json"):
+            if kind in record:
+                prov.record["outputs"][record[kind]["path"]] = record[kind]["sha256"]
+    prov.record["batch_size"] = batch
+    prov.write(args.marker)
+    return 0

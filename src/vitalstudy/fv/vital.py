@@ -1,0 +1,188 @@
+"""VITAL: match per-channel feature distributions of real references (PAPER_NOTES §1).
+
+Two methods share this module:
+- `vital`: activations at the registry's hooked layers (class neurons: `class_layers`; inner
+  neurons: `neuron_layers`, with the neuron's top-k images as references);
+- `vital_lrp`: relevance-weighted activations `A ⊙ W`, where W is the relevance for the target
+  (class logit, channel or concept direction; `relevance.py`) min-max normalised per (image,
+  channel) and scaled by a per-channel importance taken from the references (spatial max of their
+  relevance, averaged, min-max normalised over channels). The synthetic image's relevance is
+  recomputed every step and treated as a constant weight (no gradient through the attribution).
+
+Reference statistics (prototype quantiles and channel importance) are computed once per target and
+cached on disk, so every seed and every step reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vitalstudy.data.sources import load_rgb
+from vitalstudy.errors import VitalStudyError
+from vitalstudy.fv.loop import LoopSettings
+from vitalstudy.fv.pixels import NormalisedPixels, RollJitter
+from vitalstudy.fv.relevance import RelevanceMaps, Start, minmax
+from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype, sort_match_loss
+from vitalstudy.models.features import capture_outputs
+from vitalstudy.models.registry import HookedLayer, ModelSpec
+from vitalstudy.references.select import apply_view
+from vitalstudy.references.targets import Target
+
+
+@dataclass
+class Plan:
+    """What the shared loop needs to run one batch of targets with one method."""
+
+    parameterisation: object
+    transforms: list
+    objective: object
+    settings: LoopSettings
+    hyperparameters: dict
+    resolution: int
+
+
+def reference_batch(spec: ModelSpec, references: list[dict]) -> torch.Tensor:
+    """Reference views as the model sees them: recorded crop/flip, then the model's preprocessing."""
+    return torch.stack([spec.preprocess(apply_view(load_rgb(r["path"]), r["view"])) for r in references])
+
+
+class VitalObjective:
+    """Weighted sort-matching over the hooked layers, one prototype per batch item."""
+
+    def __init__(self, model, layers: list[HookedLayer], prototypes: dict[str, torch.Tensor],
+                 relevance: RelevanceMaps | None = None, start: Start | None = None,
+                 importance: dict[str, torch.Tensor] | None = None):
+        self.model, self.layers, self.prototypes = model, layers, prototypes
+        self.relevance, self.start, self.importance = relevance, start, importance
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        names = [layer.name for layer in self.layers]
+        weights = relevance_weights(self.relevance, x, names, self.start, self.importance) if self.relevance else None
+        with capture_outputs(self.model, names) as acts:
+            self.model(x)
+        total = torch.zeros(x.shape[0], device=x.device)
+        for layer in self.layers:
+            features = acts[layer.name] if weights is None else acts[layer.name] * weights[layer.name]
+            total = total + layer.weight * sort_match_loss(as_channels_by_positions(features),
+                                                           self.prototypes[layer.name])
+        return total
+
+
+def relevance_weights(relevance: RelevanceMaps, x: torch.Tensor, names: list[str], start: Start,
+                      importance: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """W = min-max(relevance) per (image, channel), times the references' channel importance."""
+    raw = relevance(x, names, start)
+    weights = {}
+    for name, r in raw.items():
+        positions = tuple(range(2, r.dim())) if r.dim() == 4 else (1,)
+        w = minmax(r, dim=positions)
+        if importance is not None:
+            shape = (-1, w.shape[1], 1, 1) if w.dim() == 4 else (-1, 1, w.shape[2])
+            w = w * importance[name].to(w).view(shape)
+        weights[name] = w.detach()
+    return weights
+
+
+def _start_for(targets: list[Target], spec: ModelSpec, classes_index) -> Start:
+    if all(t.kind == "class" for t in targets):
+        return Start("class", indices=tuple(classes_index(t.wnid) for t in targets))
+    layers = {t.layer for t in targets}
+    if len(layers) != 1 or any(t.kind != "neuron" for t in targets):
+        raise VitalStudyError("a VITAL batch must hold class targets only, or channels of one layer")
+    return Start("channel", layer=layers.pop(), indices=tuple(t.channel for t in targets))
+
+
+class VitalMethod:
+    """Builds the loop plan for a batch of targets (`vital` or `vital_lrp`)."""
+
+    def __init__(self, name: str, spec: ModelSpec, model, config: dict, cache_dir: Path, device: torch.device):
+        self.name, self.spec, self.model, self.config = name, spec, model, config
+        self.cache_dir, self.device = Path(cache_dir), device
+        self.attribution = config.get("attribution", "lrp") if name == "vital_lrp" else None
+        self.relevance = RelevanceMaps(spec, model, self.attribution) if self.attribution else None
+
+    def group_key(self, target: Target) -> str:
+        return "class" if target.kind == "class" else f"neuron:{target.layer}"
+
+    def layers(self, target: Target) -> list[HookedLayer]:
+        base = self.spec.class_layers if target.kind == "class" else self.spec.neuron_layers
+        override = self.config.get("layer_weights", {}).get(self.spec.name, {})
+        return [HookedLayer(l.name, float(override.get(l.name, l.weight))) for l in base]
+
+    def aux_weight(self, target: Target) -> float:
+        aux = self.config.get("aux_weight", {})
+        if target.kind == "neuron":
+            return float(aux.get("neuron", 3e-6))
+        if self.relevance is not None and aux.get("class_relevance") is not None:
+            return float(aux["class_relevance"])
+        return float(aux["class"]) if aux.get("class") is not None else self.spec.class_aux_weight
+
+    def reference_statistics(self, target: Target, references: list[dict]) -> dict:
+        """Prototypes (and channel importance) of one target, from the disk cache when present."""
+        from vitalstudy.data.classes import imagenet_classes
+
+        layers = self.layers(target)
+        key = json.dumps({"refs": [[r["sha256"], r["view"]] for r in references], "layers": [l.name for l in layers],
+                          "attribution": self.attribution, "model": self.spec.name, "target": target.id}, sort_keys=True)
+        path = self.cache_dir / f"{target.id}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+        if path.is_file():
+            return torch.load(path, map_location="cpu", weights_only=True)
+        names = [l.name for l in layers]
+        features = {n: [] for n in names}
+        importance = {n: [] for n in names}
+        for chunk in reference_batch(self.spec, references).split(16):
+            chunk = chunk.to(self.device)
+            weights = None
+            if self.relevance is not None:
+                start = _start_for([target] * len(chunk), self.spec, imagenet_classes().index)
+                raw = self.relevance(chunk, names, start)
+                for n, r in raw.items():  # spatial max per channel
+                    importance[n].append(as_channels_by_positions(r).amax(dim=-1).cpu())
+                weights = relevance_weights(self.relevance, chunk, names, start, None)
+            with torch.no_grad(), capture_outputs(self.model, names) as acts:
+                self.model(chunk)
+                for n in names:
+                    f = acts[n] if weights is None else acts[n] * weights[n]
+                    features[n].append(as_channels_by_positions(f).float().cpu())
+        stats = {"prototypes": {n: prototype(torch.cat(features[n])) for n in names}}
+        if self.relevance is not None:
+            # Importance is a non-negative constant per channel, so scaling the prototype equals
+            # prototyping the scaled features (sorting commutes with it).
+            stats["importance"] = {n: minmax(torch.cat(importance[n]).mean(0), dim=0) for n in names}
+            stats["prototypes"] = {n: p * stats["importance"][n][:, None] for n, p in stats["prototypes"].items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from vitalstudy.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            torch.save(stats, tmp)
+        return stats
+
+    def plan(self, targets: list[Target], references: dict[str, list[dict]]) -> Plan:
+        from vitalstudy.data.classes import imagenet_classes
+
+        layers = self.layers(targets[0])
+        stats = [self.reference_statistics(t, references[t.id]) for t in targets]
+        prototypes = {l.name: torch.stack([s["prototypes"][l.name] for s in stats]).to(self.device) for l in layers}
+        importance = None
+        start = None
+        if self.relevance is not None:
+            importance = {l.name: torch.stack([s["importance"][l.name] for s in stats]).to(self.device) for l in layers}
+            start = _start_for(targets, self.spec, imagenet_classes().index)
+        objective = VitalObjective(self.model, layers, prototypes, self.relevance, start, importance)
+        aux = self.aux_weight(targets[0])
+        cfg = self.config
+        settings = LoopSettings(steps=int(cfg["steps"]), lr=float(cfg["lr"]), betas=tuple(cfg["betas"]),
+                                optimizer="adam", warmup=int(cfg["warmup"]), schedule="cosine",
+                                tv_weight=aux, l2_weight=aux, checkpoint_every=int(cfg.get("checkpoint_every", 100)),
+                                alpha_percentile=float(cfg.get("alpha_percentile", 98.0)))
+        hyper = {"layers": {l.name: l.weight for l in layers}, "aux_weight": aux, "jitter": int(cfg["jitter"]),
+                 "attribution": self.attribution, "relevance_start": start.kind if start else None,
+                 "parameterisation": "normalised pixels, N(0,1) init, clamped to [0,1] pixels",
+                 "loop": settings.as_dict()}
+        return Plan(NormalisedPixels(self.spec, self.spec.input_size), [RollJitter(int(cfg["jitter"]))],
+                    objective, settings, hyper, self.spec.input_size)
