@@ -44,6 +44,8 @@ class Outputs:
 def forward_images(model: nn.Module, spec: ModelSpec, items: Sequence, to_tensor: Callable[[object], torch.Tensor],
                    device: torch.device, batch_size: int, layers: Sequence[str] = ()) -> Outputs:
     """Feed `items` (converted one by one with `to_tensor`, so only a batch is in memory) through `model`."""
+    if not items:
+        raise ValueError("forward_images: no images given")
     logits, penultimate, means = [], [], {name: [] for name in layers}
     captured_input: list[torch.Tensor] = []
     handle = module_by_name(model, spec.classifier).register_forward_pre_hook(
@@ -59,7 +61,9 @@ def forward_images(model: nn.Module, spec: ModelSpec, items: Sequence, to_tensor
                     means[name].append(channel_means(captured[name]).float().cpu())
     finally:
         handle.remove()
-    cat = (lambda parts: torch.cat(parts).numpy()) if items else (lambda _parts: np.zeros((0, 0), np.float32))
+    def cat(parts: list[torch.Tensor]) -> np.ndarray:
+        return torch.cat(parts).numpy()
+
     return Outputs(cat(logits), cat(penultimate), {name: cat(parts) for name, parts in means.items()})
 
 

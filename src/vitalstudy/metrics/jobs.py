@@ -64,8 +64,14 @@ class Context:
         return class_targets(self.cfg)
 
     def natural(self) -> pd.DataFrame:
-        """Metric-pool natural images of the run's class targets."""
-        return self._once(("natural",), lambda: natural_images(read_index(self.index_path), self.class_targets()))
+        """Metric-pool natural images of the run's class targets (FVs are compared with them)."""
+        def load() -> pd.DataFrame:
+            natural = natural_images(read_index(self.index_path), self.class_targets())
+            if natural.empty:
+                raise VitalStudyError(f"{self.index_path}: no image of the pools 'metric'/'both' shows a class "
+                                      f"target; the metrics compare FVs with natural images of their classes")
+            return natural
+        return self._once(("natural",), load)
 
     def fvs(self, kind: str) -> list[FVImage]:
         """The planned FVs of one target kind ("class" or "neuron"), validated against the contract."""

@@ -137,7 +137,7 @@ def build_table(spec: TableSpec, rows: pd.DataFrame, paper: pd.DataFrame, config
         model_label = model if paper_model == model else f"{model} (paper: {paper_model})"
         for method in _methods(spec, config, paper, paper_model):
             paper_setups = _paper_rows(paper, spec.number, paper_model, method) or [("", None)]
-            reason = None if method in ("real", "pii") else method_not_applicable(method, get_spec(model), spec.kind)
+            reason = method_not_applicable(method, get_spec(model), spec.kind)
             ran = method in config["generate"]["methods"] or method == "real"
             for i, (setup, values) in enumerate(paper_setups):
                 notes: list[str] = []
