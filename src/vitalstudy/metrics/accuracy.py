@@ -13,6 +13,9 @@ from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.metrics.longformat import row
 from vitalstudy.metrics.stats import bootstrap_ci
 
+PREDICTION_COLUMNS = ["judge", "method", "target", "seed", "true_index", "top1_index", "top1_label", "top1_prob",
+                      "top2_index", "top2_label", "top2_prob", "correct"]
+
 
 def topk_hits(scores: np.ndarray, true_index: np.ndarray, k: int) -> np.ndarray:
     """(N,) booleans: is the true class among the k highest scores of each row?"""
@@ -45,7 +48,7 @@ def predictions_table(judge: str, methods: list[str], targets: list[str], seeds:
     z = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     order = np.argsort(-probs, axis=1)[:, :2]
-    return pd.DataFrame({
+    return pd.DataFrame(columns=PREDICTION_COLUMNS, data={
         "judge": judge, "method": methods, "target": targets, "seed": seeds, "true_index": true_index,
         "top1_index": order[:, 0], "top1_label": [classes.name(int(i)) for i in order[:, 0]],
         "top1_prob": probs[np.arange(len(probs)), order[:, 0]],

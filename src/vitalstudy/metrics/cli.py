@@ -51,26 +51,12 @@ def _write_frame(path: Path, frame: pd.DataFrame) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def _record_inputs(args, cfg: dict, ctx, prov: Provenance) -> None:
-    from vitalstudy.metrics.images import planned_images
-    from vitalstudy.references.targets import class_targets, neuron_targets
-
-    prov.add_input(args.index)
-    neurons = neuron_targets(cfg, args.model)
-    for key in planned_images(cfg["generate"], ctx.spec, class_targets(cfg), neurons):
-        for path in (key.png(args.fv_root, args.model), key.sidecar(args.fv_root, args.model)):
-            prov.add_input(path)
-    if "cosy" in args.metrics:
-        for target in neurons:
-            prov.add_input(Path(args.references_dir) / f"{target}.json")
-
-
 def _measure(args, cfg: dict, prov: Provenance) -> list[Path]:
     from vitalstudy.metrics import jobs
 
     ctx = jobs.Context(cfg, args.model, args.index, args.fv_root)
     prov.record["device"] = str(ctx.device)
-    _record_inputs(args, cfg, ctx, prov)
+    prov.add_input(args.index)
     out = Path(args.out_dir)
     written = []
     for metric in args.metrics:
@@ -89,6 +75,8 @@ def _measure(args, cfg: dict, prov: Provenance) -> list[Path]:
             rows = {"clip": jobs.clip_job, "fid": jobs.fid_job, "path_similarity": jobs.path_similarity_job}[metric](ctx)
         write_rows(path, rows)
         written.append(path)
+    for path in ctx.files_read:
+        prov.add_input(path)
     return written
 
 

@@ -41,6 +41,7 @@ class Context:
     fv_root: str
     device: torch.device = field(init=False)
     spec: ModelSpec = field(init=False)
+    files_read: list[Path] = field(init=False, default_factory=list)  # FVs, sidecars, references: provenance
     _cache: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self):
@@ -78,8 +79,9 @@ class Context:
         def load() -> list[FVImage]:
             classes = self.class_targets() if kind == "class" else []
             neurons = neuron_targets(self.cfg, self.model) if kind == "neuron" else []
-            keys = planned_images(self.cfg["generate"], self.spec, classes, neurons)
-            return load_fvs(self.fv_root, self.model, keys)
+            images = load_fvs(self.fv_root, self.model, planned_images(self.cfg["generate"], self.spec, classes, neurons))
+            self.files_read += [p for i in images for p in (i.path, i.path.with_suffix(".json"))]
+            return images
         return self._once(("fvs", kind), load)
 
     def load(self, name: str):
@@ -117,7 +119,7 @@ def accuracy_job(ctx: Context) -> tuple[list[dict], pd.DataFrame]:
     """Top-1 accuracy of class FVs under the target model and the held-out judge; per-image predictions."""
     images = ctx.fvs("class")
     if not images:
-        return [], pd.DataFrame()
+        return [], pd.DataFrame(columns=accuracy.PREDICTION_COLUMNS)
     methods, targets, seeds = _labels(images)
     true = _true_index(targets)
     rows, predictions = [], []
@@ -134,7 +136,8 @@ def accuracy_job(ctx: Context) -> tuple[list[dict], pd.DataFrame]:
         rows += accuracy.hit_rate_rows(metric, ctx.model, methods, hits, ctx.metrics["bootstrap"], ctx.seed,
                                        f"judge: {judge}")
         predictions.append(accuracy.predictions_table(judge, methods, targets, seeds, logits, true))
-    return rows, (pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame())
+    return rows, (pd.concat(predictions, ignore_index=True) if predictions
+                  else pd.DataFrame(columns=accuracy.PREDICTION_COLUMNS))
 
 
 def _correctly_classified(ctx: Context) -> pd.DataFrame:
@@ -220,6 +223,7 @@ def cosy_job(ctx: Context, references_dir: str) -> list[dict]:
         neuron = parse_target(target)
         ref_path = Path(references_dir) / f"{target}.json"
         selection = read_json(ref_path)
+        ctx.files_read.append(ref_path)
         if selection.get("target", {}).get("id") != target:
             raise VitalStudyError(f"{ref_path}: target.id: expected {target!r} (stage-1 contract)")
         refs = selection.get("references")
@@ -240,6 +244,8 @@ def cosy_job(ctx: Context, references_dir: str) -> list[dict]:
 
 def tsne_job(ctx: Context) -> pd.DataFrame:
     """t-SNE coordinates of the target model's penultimate features: natural images and class FVs."""
+    if not ctx.fvs("class"):
+        return pd.DataFrame(columns=tsne.COLUMNS)
     wanted = ctx.metrics["tsne"]["classes"] or ctx.class_targets()
     unknown = sorted(set(wanted) - set(ctx.class_targets()))
     if unknown:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from sklearn.manifold import TSNE
 
+COLUMNS = ["kind", "method", "target", "label", "seed", "image", "x", "y"]
 EXACT_UP_TO = 1000  # points; exact t-SNE is O(N^2) but faster and more accurate than Barnes-Hut when small
 
 
