@@ -35,6 +35,18 @@ def test_bootstrap_is_seeded_and_skips_degenerate_samples():
     assert all(np.isnan(bootstrap_ci(np.mean, (x,), 0, 0.9, 7)))
 
 
+def test_recentred_bootstrap_removes_the_resampling_bias():
+    x = np.random.default_rng(0).normal(size=30)
+
+    def distinct(v):  # biased down by resampling: duplicates reduce the number of distinct values
+        return float(len(np.unique(v)))
+
+    raw = bootstrap_ci(distinct, (x,), 200, 0.9, 1, "d")
+    fixed = bootstrap_ci(distinct, (x,), 200, 0.9, 1, "d", recenter=True)
+    assert raw[1] < 30 <= fixed[1] and fixed[0] < 30
+    assert fixed[1] - fixed[0] == pytest.approx(raw[1] - raw[0])
+
+
 def test_predictions_table_reports_top2_softmax():
     logits = np.zeros((2, 1000))
     logits[0, 967], logits[0, 1] = 5.0, 4.0  # 967 = espresso

@@ -84,10 +84,10 @@ def fid_rows(suffix: str, model: str, fv_features: dict[str, np.ndarray], real: 
     rows = []
     for method, feats in equal_size_subsample(fv_features, seed, model, suffix).items():
         n_note = f"{note}; N = {len(feats)} FVs per method vs {len(real)} natural images"
-        fid_ci = bootstrap_ci(frechet_distance, (feats, real), bootstrap["iterations"], bootstrap["confidence"],
-                              seed, "fid", suffix, model, method)
-        rows.append(row(f"fid{suffix}", model, method, frechet_distance(feats, real), n=len(feats), ci=fid_ci,
-                        note=n_note))
+        low, high = bootstrap_ci(frechet_distance, (feats, real), bootstrap["iterations"], bootstrap["confidence"],
+                                 seed, "fid", suffix, model, method, recenter=True)
+        rows.append(row(f"fid{suffix}", model, method, frechet_distance(feats, real), n=len(feats),
+                        ci=(max(low, 0.0), high), note=f"{n_note}; bias-corrected bootstrap CI"))
         rng = seeded_rng(seed, "kid", suffix, model, method)
         estimates = kid(feats, real, fid_cfg["kid_subset_size"], fid_cfg["kid_subsets"], rng)
         if len(estimates) > 1:
@@ -96,8 +96,8 @@ def fid_rows(suffix: str, model: str, fv_features: dict[str, np.ndarray], real: 
             kid_note = f"{n_note}; mean of {len(estimates)} subsets of {fid_cfg['kid_subset_size']}, CI = their spread"
         else:
             kid_ci = bootstrap_ci(mmd2_unbiased, (feats, real), bootstrap["iterations"], bootstrap["confidence"],
-                                  seed, "kid", suffix, model, method)
-            kid_note = f"{n_note}; full sets, bootstrap CI"
+                                  seed, "kid", suffix, model, method, recenter=True)
+            kid_note = f"{n_note}; full sets, bias-corrected bootstrap CI"
         rows.append(row(f"kid{suffix}", model, method, float(np.mean(estimates)), n=len(feats), ci=kid_ci,
                         note=kid_note))
     return rows

@@ -74,15 +74,15 @@ def _format(metric: str, value: float) -> str:
     return f"{value:.{DECIMALS.get(metric, 2)}f}"
 
 
-def _ours(rows: pd.DataFrame, model: str, method: str, metric: str, notes: list[str]) -> str:
-    """Our aggregate cell (target = all); unavailable reasons go to `notes`."""
+def _ours(rows: pd.DataFrame, model: str, method: str, metric: str, notes: dict[str, list[str]]) -> str:
+    """Our aggregate cell (target = all); an unavailable metric is added to `notes` under its reason."""
     hit = rows[(rows["model"] == model) & (rows["method"] == method) & (rows["metric"] == metric)
                & (rows["target"] == "all")]
     if hit.empty:
         return "—"
     r = hit.iloc[0]
     if str(r["note"]).startswith(UNAVAILABLE):
-        notes.append(f"{metric}: {r['note']}")
+        notes.setdefault(r["note"], []).append(metric)
         return "unavailable"
     cell = _format(metric, r["value"])
     if not (math.isnan(r["ci_low"]) or math.isnan(r["ci_high"])):
@@ -108,7 +108,7 @@ def _paper_cell(values: pd.DataFrame | None, metric: str) -> str:
 
 
 def _line(spec: TableSpec, model: str, paper_model: str, method: str, setup: str, ours: dict[str, str],
-          paper_values: pd.DataFrame | None, notes: list[str]) -> dict:
+          paper_values: pd.DataFrame | None, notes: dict[str, list[str]]) -> dict:
     line = {"model": model, "method": METHOD_NAMES.get(method, method), "setup (paper)": setup}
     for col in spec.columns:
         line[f"{col.label} (ours)"] = ours.get(col.metric, "—")
@@ -116,7 +116,8 @@ def _line(spec: TableSpec, model: str, paper_model: str, method: str, setup: str
             line[f"{col.paper_label or col.label} (paper, {paper_model})"] = _paper_cell(paper_values, col.metric)
     sources = sorted(set(paper_values["source"])) if paper_values is not None and len(paper_values) else []
     line["paper row"] = "; ".join(sources) or "—"
-    line["notes"] = "; ".join(dict.fromkeys(notes))
+    line["notes"] = "; ".join(f"{', '.join(metrics)}: {reason}" if metrics else reason
+                              for reason, metrics in notes.items())
     return line
 
 
@@ -140,11 +141,11 @@ def build_table(spec: TableSpec, rows: pd.DataFrame, paper: pd.DataFrame, config
             reason = method_not_applicable(method, get_spec(model), spec.kind)
             ran = method in config["generate"]["methods"] or method == "real"
             for i, (setup, values) in enumerate(paper_setups):
-                notes: list[str] = []
+                notes: dict[str, list[str]] = {}
                 ours_here = ran and (i == 0 if spec.number != 5 else setup == f"rand{class_count}")
                 if reason:
                     ours = {c.metric: "n/a" for c in spec.columns}
-                    notes.append(f"n/a: {reason}")
+                    notes[f"n/a: {reason}"] = []
                 elif ours_here:
                     ours = {c.metric: _ours(rows, model, method, c.metric, notes) for c in spec.columns}
                 else:
