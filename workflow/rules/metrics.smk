@@ -39,6 +39,8 @@ rule metrics_measure:
         cfg=METRICS_CFG,
         references=f"{RUN}/01_references/{{model}}",
         out_dir=f"{METRICS_DIR}/{{model}}",
+    resources:
+        gpu=1 if USE_GPU else 0,  # the models run on the GPU when there is one
     log:
         f"{RUN}/logs/metrics/{{model}}.log",
     shell:
