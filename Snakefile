@@ -12,6 +12,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/references.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/study.smk"
+include: "workflow/rules/responses.smk"
 
 
 rule all:
@@ -19,4 +20,5 @@ rule all:
         references_outputs(),
         generation_outputs(),
         study_forms_outputs(),
+        responses_outputs(),
     default_target: True

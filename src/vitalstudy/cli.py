@@ -18,10 +18,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "index": ("vitalstudy.data.cli", "list a run's source images with their class and pool"),
     "references": ("vitalstudy.references.cli", "select reference images for targets (stage 1)"),
     "generate": ("vitalstudy.fv.generate_cli", "generate feature visualizations for a batch of targets (stage 2)"),
+    "maco-spectrum": ("vitalstudy.fv.maco_cli", "the natural-image Fourier magnitude MACO keeps fixed (an asset)"),
     "bench": ("vitalstudy.fv.bench_cli", "measure generation throughput per batch size and pick the fastest"),
     "forms": ("vitalstudy.study.forms_cli", "build a study's blinded forms, answer key and codebook (stage 4)"),
     "serve": ("vitalstudy.study.forms_cli", "host a study's forms and collect submissions into SQLite"),
     "metrics": ("vitalstudy.metrics.cli", "automated metrics of FVs and the paper's tables (stage 3)"),
+    "responses": ("vitalstudy.study.responses_cli", "ingest, score or simulate study responses (stage 5)"),
 }
 
 

@@ -54,7 +54,8 @@ def test_dry_run_lists_metric_jobs_after_generation(repo, tmp_path):
     assert counts["metrics_tables"] == 1
     # the metrics job waits for the generation job records that write its FVs
     measure = result.stdout[result.stdout.index("rule metrics_measure:"):]
-    assert "results/demo/02_fv/efficientnet_lite0/vital_lrp/_jobs/seed0-b000.json" in measure.split("output:")[0]
+    for method in config["generate"]["methods"]:
+        assert f"results/demo/02_fv/efficientnet_lite0/{method}/_jobs/seed0-b000.json" in measure.split("output:")[0]
 
 
 TARGETS = [*CLASSES, "head_c12"]

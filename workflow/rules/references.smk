@@ -32,10 +32,10 @@ rule score_patches:
 
 def _patch_scores(wildcards):
     """Inner-neuron targets (`<layer>_c<channel>`) need their layer's patch scores."""
-    if wildcards.target in class_targets(config):
+    target = parse_target(wildcards.target, config["targets"]["concepts"])
+    if target.kind != "neuron":
         return []
-    layer = wildcards.target.rsplit("_c", 1)[0]
-    return [f"{RUN}/01_references/{wildcards.model}/_patch_scores/{layer}.npz"]
+    return [f"{RUN}/01_references/{wildcards.model}/_patch_scores/{target.layer}.npz"]
 
 
 rule select_references:
@@ -49,7 +49,7 @@ rule select_references:
                        labels={"model": "{model}", "target": "{target}"}),
         provenance=f"{RUN}/01_references/{{model}}/_provenance/{{target}}.json",
     params:
-        cfg=stage_config("references"),
+        cfg=stage_config("references", "models"),
         patch_scores=lambda wc, input: f"--patch-scores {input.patch_scores[0]}" if input.patch_scores else "",
     log:
         f"{RUN}/logs/select_references/{{model}}/{{target}}.log",
@@ -63,3 +63,26 @@ rule select_references:
 
 def references_outputs():
     return [f"{RUN}/01_references/{m}/{t}.json" for m in MODELS for t in targets_of(m)]
+
+
+checkpoint circuits:
+    """The class's most relevant channels (Fig. 4); they become inner-neuron targets."""
+    input:
+        references=f"{RUN}/01_references/{{model}}/{{wnid}}.json",
+    output:
+        f"{RUN}/01_references/{{model}}/_circuits/{{wnid}}.json",
+    wildcard_constraints:
+        wnid=r"n\d{8}",
+    params:
+        cfg=stage_config("references", "models"),
+    log:
+        f"{RUN}/logs/circuits/{{model}}/{{wnid}}.log",
+    shell:
+        "vitalstudy references circuits --stage-config {params.cfg:q} --model {wildcards.model} "
+        "--references {input.references:q} --out {output:q} > {log:q} 2>&1"
+
+
+def circuit_targets(model, wnid):
+    """The circuit's channel targets, known once its checkpoint has run."""
+    with open(checkpoints.circuits.get(model=model, wnid=wnid).output[0]) as handle:
+        return [channel["target"] for channel in json.load(handle)["channels"]]

@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     select.add_argument("--out-json", required=True)
     select.add_argument("--out-png", required=True)
     select.add_argument("--provenance", required=True)
+    circuits = sub.add_parser("circuits", help="a class's most relevant last-hidden-layer channels (Fig. 4)")
+    circuits.add_argument("--stage-config", required=True)
+    circuits.add_argument("--model", required=True)
+    circuits.add_argument("--references", required=True, help="the class's 01_references JSON")
+    circuits.add_argument("--out", required=True)
 
 
 def _score(args, cfg) -> int:
@@ -59,7 +64,7 @@ def _select(args, cfg) -> int:
     from vitalstudy.references.select import select_class_references, select_neuron_references
     from vitalstudy.references.targets import parse_target
 
-    target = parse_target(args.target)
+    target = parse_target(args.target, cfg.get("concepts"))
     refs_cfg = cfg["references"]
     prov = Provenance("references", {"model": args.model, "target": args.target, "references": refs_cfg},
                       seed=cfg["seed"])
@@ -68,6 +73,16 @@ def _select(args, cfg) -> int:
     if target.kind == "class":
         selection = select_class_references(index, target.wnid, refs_cfg["class_count"], cfg["seed"],
                                             refs_cfg.get("augment", {}))
+    elif target.kind == "concept":
+        from vitalstudy.models import get_spec, load_model
+        from vitalstudy.models.features import resolve_device
+        from vitalstudy.references.select import select_concept_references
+
+        device = resolve_device(cfg.get("device", "auto"))
+        model = load_model(args.model, weights=cfg.get("models", {}).get("weights", {}).get(args.model), device=device)
+        prov.add_input(target.direction_file)
+        selection = select_concept_references(model, get_spec(args.model), index, target.layer, target.direction(),
+                                              refs_cfg["neuron_count"], refs_cfg["neuron_candidates"], cfg["seed"], device)
     else:
         if not args.patch_scores:
             raise SystemExit("vitalstudy references select: --patch-scores is required for inner-neuron targets")
@@ -95,6 +110,26 @@ def _select(args, cfg) -> int:
     return 0
 
 
+def _circuits(args, cfg) -> int:
+    from vitalstudy.io import read_json
+    from vitalstudy.models import get_spec, load_model
+    from vitalstudy.models.features import resolve_device
+    from vitalstudy.references.circuits import top_channels
+
+    device = resolve_device(cfg.get("device", "auto"))
+    spec = get_spec(args.model)
+    model = load_model(args.model, weights=cfg.get("models", {}).get("weights", {}).get(args.model), device=device)
+    refs = read_json(args.references)
+    prov = Provenance("circuits", {"model": args.model, "count": cfg["references"]["circuit_channels"]},
+                      seed=cfg["seed"], device=str(device))
+    prov.add_input(args.references)
+    result = top_channels(spec, model, refs["target"]["wnid"], refs["references"],
+                          cfg["references"]["circuit_channels"], device)
+    write_json(args.out, {**result, "provenance": prov.record})
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = json.loads(args.stage_config)
-    return _score(args, cfg) if args.action == "score-patches" else _select(args, cfg)
+    actions = {"score-patches": _score, "select": _select, "circuits": _circuits}
+    return actions[args.action](args, cfg)

