@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("vitalstudy.fv.bench_cli", "measure generation throughput per batch size and pick the fastest"),
     "forms": ("vitalstudy.study.forms_cli", "build a study's blinded forms, answer key and codebook (stage 4)"),
     "serve": ("vitalstudy.study.forms_cli", "host a study's forms and collect submissions into SQLite"),
+    "metrics": ("vitalstudy.metrics.cli", "automated metrics of FVs and the paper's tables (stage 3)"),
     "responses": ("vitalstudy.study.responses_cli", "ingest, score or simulate study responses (stage 5)"),
 }
 
