@@ -11,6 +11,7 @@ min_version("9.0")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/references.smk"
 include: "workflow/rules/generate.smk"
+include: "workflow/rules/metrics.smk"
 include: "workflow/rules/study.smk"
 include: "workflow/rules/responses.smk"
 
@@ -19,6 +20,7 @@ rule all:
     input:
         references_outputs(),
         generation_outputs(),
+        metrics_outputs(),
         study_forms_outputs(),
         responses_outputs(),
     default_target: True
