@@ -11,12 +11,16 @@ min_version("9.0")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/references.smk"
 include: "workflow/rules/generate.smk"
+include: "workflow/rules/metrics.smk"
 include: "workflow/rules/study.smk"
+include: "workflow/rules/responses.smk"
 
 
 rule all:
     input:
         references_outputs(),
         generation_outputs(),
+        metrics_outputs(),
         study_forms_outputs(),
+        responses_outputs(),
     default_target: True

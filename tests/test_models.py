@@ -82,3 +82,12 @@ def test_lite0_accuracy_on_imagenet_sample(imagenet_sample):
     top1 = float((np.concatenate(predictions) == labels).mean())
     print(f"EfficientNet-Lite0 top-1 on {len(paths)} sample images: {top1:.3f}")
     assert top1 >= 0.85
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_lite_hooks_are_the_resolution_stage_ends(name):
+    from vitalstudy.models.efficientnet_lite import resolution_stage_ends
+
+    spec = get_spec(name)
+    ends = resolution_stage_ends(build_model(spec, pretrained=False))
+    assert spec.class_layer_names == ["stem.0"] + [f"blocks.{i}" for i in ends[1:]]

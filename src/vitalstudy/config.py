@@ -128,6 +128,13 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
     for i, wnid in enumerate(config["targets"].get("circuits", [])):
         if wnid not in classes:
             raise ConfigError(f"targets.circuits[{i}]: {wnid!r} is not an ImageNet-1k WordNet id")
+    for i, concept in enumerate(config["targets"].get("concepts", [])):
+        concept["direction"] = expand_env(concept["direction"], f"targets.concepts[{i}].direction")
+        if check_paths and not Path(concept["direction"]).is_file():
+            raise ConfigError(f"targets.concepts[{i}].direction: file {concept['direction']} does not exist")
+        for name in [concept["model"]] if concept.get("model") else models["targets"]:
+            if not _is_layer(name, concept["layer"]):
+                raise ConfigError(f"targets.concepts[{i}].layer: {name} has no layer {concept['layer']!r}")
     for i, group in enumerate(config["targets"].get("neurons", [])):
         model = group.get("model")
         if model is not None and model not in models["targets"]:

@@ -37,7 +37,7 @@ def test_same_seed_same_bytes_and_contract(pair_run, tiny_run, tmp_path):
         assert _png(first, target).read_bytes() == _png(second, target).read_bytes()
     sidecar = json.loads(_png(first, "n07920052").with_suffix(".json").read_text())
     assert sidecar["target"]["label"] == "espresso" and sidecar["seed"] == 0 and sidecar["resolution"] == 224
-    assert sidecar["compute"]["steps"] == 6 and sidecar["compute"]["forward_passes_per_image"] == 6
+    assert sidecar["compute"]["steps"] == 6 and sidecar["compute"]["forward_passes"] == 6
     assert sidecar["hyperparameters"]["loop"]["betas"] == [0.5, 0.9]
     assert [r["image_id"] for r in sidecar["references"]]
     from PIL import Image
@@ -92,3 +92,38 @@ def test_changed_settings_regenerate(pair_run, tiny_run, tmp_path):
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0 and "already done" not in output
     assert _png(run, TARGETS[0]).read_bytes() != before
+
+
+def test_concept_direction_target_end_to_end(tmp_path):
+    """A concept (a vector at a layer) gets references by cosine similarity and a VITAL-LRP image
+    whose relevance starts from the direction (App. B.3)."""
+    import numpy as np
+    import torch
+
+    from vitalstudy.data.sources import build_index
+    from vitalstudy.fv.generate import run_job
+    from vitalstudy.io import write_json
+    from vitalstudy.models import get_spec, load_model
+    from vitalstudy.references.select import select_concept_references
+    from vitalstudy.references.targets import parse_target
+
+    direction = tmp_path / "stripes.npy"
+    np.save(direction, np.random.default_rng(0).random(1280).astype(np.float32))
+    concepts = [{"name": "stripes", "layer": "head", "direction": str(direction)}]
+    target = parse_target("concept-stripes", concepts)
+    index, _ = build_index({"source": "bundled"}, seed=0)
+    selection = select_concept_references(load_model("efficientnet_lite0"), get_spec("efficientnet_lite0"), index,
+                                          "head", target.direction(), 2, 10, 0, torch.device("cpu"))
+    scores = [r["score"] for r in selection.references]
+    assert len({r["image_id"] for r in selection.references}) == 2 and scores == sorted(scores, reverse=True)
+    from vitalstudy.io import sha256_file
+
+    for ref in selection.references:
+        ref["sha256"] = sha256_file(ref["path"])
+    write_json(tmp_path / "01_references" / "efficientnet_lite0" / "concept-stripes.json",
+               {"target": target.as_dict(), "references": selection.references})
+    config = {"steps": 2, "lr": 1.0, "betas": [0.5, 0.9], "warmup": 0, "jitter": 2}
+    result = run_job(tmp_path, "efficientnet_lite0", "vital_lrp", ["concept-stripes"], 0, config,
+                      torch.device("cpu"), batch_size=1, concepts=concepts, log=lambda *_: None)
+    sidecar = json.loads(open(result.records[0]["json"]["path"]).read())
+    assert sidecar["target"]["kind"] == "concept" and sidecar["hyperparameters"]["relevance_start"] == "direction"

@@ -77,3 +77,21 @@ def test_guided_backprop_and_concept_starts_run():
     lrp = RelevanceMaps(get_spec("efficientnet_lite0"), model)(
         x, ["blocks.10"], Start("direction", "head", directions=direction))
     assert lrp["blocks.10"].abs().sum() > 0
+
+
+def test_circuit_channels_are_the_most_relevant():
+    from vitalstudy.references.circuits import top_channels
+    from vitalstudy.references.select import original_view
+
+    spec, model = get_spec("efficientnet_lite0"), load_model("efficientnet_lite0")
+    index, _ = build_index({"source": "bundled"}, seed=0)
+    coffee = index[index.image_id == "skimage_coffee"].iloc[0]
+    refs = [{"image_id": coffee.image_id, "path": coffee.path, "view": original_view()}]
+    circuit = top_channels(spec, model, "n07920052", refs, 3, torch.device("cpu"))
+    channels = [c["channel"] for c in circuit["channels"]]
+    relevances = [c["relevance"] for c in circuit["channels"]]
+    assert len(set(channels)) == 3 and relevances == sorted(relevances, reverse=True) and relevances[0] > 0
+    assert circuit["channels"][0]["target"] == f"head_c{channels[0]}"
+    x = spec.preprocess(load_rgb(coffee.path))[None]
+    rel = RelevanceMaps(spec, model)(x, ["head"], Start("class", indices=(967,)))["head"].flatten(2).sum(-1)[0]
+    assert set(channels) == set(rel.topk(3).indices.tolist())

@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from vitalstudy.config import validate
 from vitalstudy.errors import ConfigError
 from vitalstudy.models.registry import get_spec
-from vitalstudy.references.targets import class_targets, neuron_targets, parse_target
+from vitalstudy.references.targets import class_targets, concept_targets, neuron_targets, parse_target
 
 if not config:
     sys.exit("config error: no config given; use --configfile config/config.yaml (the offline demo) "
@@ -39,11 +39,13 @@ def stage_config(*sections):
     """The config keys a stage reads, as JSON for its command line; as a rule's params they make
     Snakemake re-run exactly the jobs whose settings changed."""
     keys = ("seed", "device") + sections
-    return json.dumps({k: config[k] for k in keys if k in config}, sort_keys=True)
+    values = {k: config[k] for k in keys if k in config}
+    values["concepts"] = config["targets"].get("concepts", [])  # concept ids are defined there
+    return json.dumps(values, sort_keys=True)
 
 
 def targets_of(model):
-    return class_targets(config) + neuron_targets(config, model)
+    return class_targets(config) + neuron_targets(config, model) + concept_targets(config, model)
 
 
 wildcard_constraints:

@@ -4,18 +4,36 @@
 # so Snakemake never deletes finished targets of an interrupted job: a re-run resumes).
 
 
+REFERENCE_METHODS = ("vital", "vital_lrp")  # the methods that match reference images
+
+
+def _unsupported(model, method):
+    spec = get_spec(model)
+    if method == "vital_lrp" and spec.relevance.composite is None:
+        return spec.relevance.reason
+    if method == "deepinversion" and not spec.has_batchnorm:
+        return "DeepInversion needs BatchNorm statistics (the paper marks it n/a)"
+    return None
+
+
 def generation_jobs():
     """[(model, method, seed, batch id, targets)] for the configured methods, skipping the
     (model, method) pairs the method cannot serve, with a note."""
     gen = config["generate"]
     jobs = []
     for model in MODELS:
-        spec = get_spec(model)
         for method in gen["methods"]:
-            if method == "vital_lrp" and spec.relevance.composite is None:
-                print(f"note: vital_lrp skipped for {model}: {spec.relevance.reason}", file=sys.stderr)
+            reason = _unsupported(model, method)
+            if reason:
+                print(f"note: {method} skipped for {model}: {reason}", file=sys.stderr)
                 continue
-            targets = targets_of(model)
+            # DeepInversion inverts classes only; concept directions are VITAL's (App. B.3).
+            if method == "deepinversion":
+                targets = class_targets(config)
+            elif method in REFERENCE_METHODS:
+                targets = targets_of(model)
+            else:
+                targets = class_targets(config) + neuron_targets(config, model)
             size = gen["targets_per_job"]
             for seed in gen["seeds"]:
                 for b, start in enumerate(range(0, len(targets), size)):
@@ -30,9 +48,40 @@ def job_targets(wildcards):
     return GENERATION_JOBS[(wildcards.model, wildcards.method, wildcards.seed, wildcards.batch)]
 
 
+def maco_size(model):
+    return config["generate"]["maco"]["resolution"] or get_spec(model).input_size
+
+
+def generation_inputs(wildcards, targets):
+    """What a generation job reads: the targets' references (VITAL) or MACO's spectrum asset."""
+    if wildcards.method in REFERENCE_METHODS:
+        return [f"{RUN}/01_references/{wildcards.model}/{t}.json" for t in targets]
+    if wildcards.method == "maco":
+        return [f"{RUN}/02_fv/_assets/maco_spectrum_{maco_size(wildcards.model)}.npz"]
+    return []
+
+
+rule maco_spectrum:
+    input:
+        index=rules.index_images.output.index,
+    output:
+        spectrum=f"{RUN}/02_fv/_assets/maco_spectrum_{{size}}.npz",
+        provenance=f"{RUN}/02_fv/_assets/_provenance/maco_spectrum_{{size}}.json",
+    wildcard_constraints:
+        size=r"\d+",
+    params:
+        images=config["generate"]["maco"]["spectrum_images"],
+        seed=config["seed"],
+    log:
+        f"{RUN}/logs/maco_spectrum_{{size}}.log",
+    shell:
+        "vitalstudy maco-spectrum --index {input.index:q} --size {wildcards.size} --count {params.images} "
+        "--seed {params.seed} --out {output.spectrum:q} --provenance {output.provenance:q} > {log:q} 2>&1"
+
+
 rule generate:
     input:
-        references=lambda wc: [f"{RUN}/01_references/{wc.model}/{t}.json" for t in job_targets(wc)],
+        lambda wc: generation_inputs(wc, job_targets(wc)),
     output:
         f"{RUN}/02_fv/{{model}}/{{method}}/_jobs/seed{{seed}}-b{{batch}}.json",
     wildcard_constraints:
@@ -52,7 +101,7 @@ rule generate:
         "--method {wildcards.method} --seed {wildcards.seed} --targets {params.targets} --marker {output:q} > {log:q} 2>&1"
 
 
-NEURON_METHODS = ("vital", "vital_lrp")
+NEURON_METHODS = ("vital", "vital_lrp", "fourier", "maco")
 
 
 def circuit_jobs():
@@ -71,7 +120,7 @@ def circuit_jobs():
 rule generate_circuit:
     input:
         circuit=f"{RUN}/01_references/{{model}}/_circuits/{{wnid}}.json",
-        references=lambda wc: [f"{RUN}/01_references/{wc.model}/{t}.json" for t in circuit_targets(wc.model, wc.wnid)],
+        method_inputs=lambda wc: generation_inputs(wc, circuit_targets(wc.model, wc.wnid)),
     output:
         f"{RUN}/02_fv/{{model}}/{{method}}/_jobs/seed{{seed}}-circuit-{{wnid}}.json",
     wildcard_constraints:

@@ -32,8 +32,8 @@ rule score_patches:
 
 def _patch_scores(wildcards):
     """Inner-neuron targets (`<layer>_c<channel>`) need their layer's patch scores."""
-    target = parse_target(wildcards.target)
-    if target.kind == "class":
+    target = parse_target(wildcards.target, config["targets"]["concepts"])
+    if target.kind != "neuron":
         return []
     return [f"{RUN}/01_references/{wildcards.model}/_patch_scores/{target.layer}.npz"]
 
@@ -49,7 +49,7 @@ rule select_references:
                        labels={"model": "{model}", "target": "{target}"}),
         provenance=f"{RUN}/01_references/{{model}}/_provenance/{{target}}.json",
     params:
-        cfg=stage_config("references"),
+        cfg=stage_config("references", "models"),
         patch_scores=lambda wc, input: f"--patch-scores {input.patch_scores[0]}" if input.patch_scores else "",
     log:
         f"{RUN}/logs/select_references/{{model}}/{{target}}.log",

@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,16 @@ from vitalstudy.seeding import derive_seed
 
 
 def method_classes() -> dict:
+    from vitalstudy.fv.deepinversion import DeepInversionMethod
+    from vitalstudy.fv.fourier import FourierMethod
+    from vitalstudy.fv.maco import MacoMethod
     from vitalstudy.fv.vital import VitalMethod
 
-    return {"vital": VitalMethod, "vital_lrp": VitalMethod}
+    return {"vital": VitalMethod, "vital_lrp": VitalMethod, "fourier": FourierMethod, "maco": MacoMethod,
+            "deepinversion": DeepInversionMethod}
+
+
+REFERENCE_METHODS = ("vital", "vital_lrp")  # methods that read stage-1 references
 
 
 def method_config(generate_config: dict, method: str) -> dict:
@@ -47,8 +55,11 @@ def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int)
     return {"png": base / f"seed{seed}.png", "alpha": base / f"seed{seed}_alpha.png", "json": base / f"seed{seed}.json"}
 
 
+SIDECAR_FORMAT = 2  # outputs written in an older sidecar format are regenerated, not reused
+
+
 def _fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return hashlib.sha256(json.dumps([SIDECAR_FORMAT, *parts], sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def _is_done(paths: dict[str, Path], fingerprint: str) -> bool:
@@ -68,35 +79,51 @@ def _alpha_png(alpha: torch.Tensor) -> Image.Image:
 
 def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
             method_config: dict, device: torch.device, batch_size: int, weights: str | None = None,
-            mixed_precision: bool = False, log=print) -> list[dict]:
-    """Generate every target of the job; returns one record per target (paths, sha256, fingerprint)."""
+            mixed_precision: bool = False, concepts: list[dict] | None = None, log=print) -> JobResult:
+    """Generate every target of the job; returns the files read and one record per target (paths, sha256)."""
     run_dir = Path(run_dir)
     classes = method_classes()
     if method_name not in classes:
         raise VitalStudyError(f"generate: unknown method {method_name!r}; known: {', '.join(classes)}")
     spec = get_spec(model_name)
     model = load_model(model_name, weights=weights, device=device)
-    method = classes[method_name](method_name, spec, model, method_config, run_dir / "02_fv" / model_name / "_prototypes",
-                                  device)
-    targets = [parse_target(t) for t in target_ids]
-    references = {t.id: _references(run_dir, model_name, t) for t in targets}
-    fingerprints = {t.id: _fingerprint(model_name, method_name, t.id, seed, method_config,
-                                       [r["sha256"] for r in references[t.id]]) for t in targets}
+    method = classes[method_name](method_name, spec, model, method_config, run_dir, device)
+    targets = [parse_target(t, concepts) for t in target_ids]
+    references = {t.id: _references(run_dir, model_name, t) if method_name in REFERENCE_METHODS else []
+                  for t in targets}
+    asset_files = list(getattr(method, "assets", lambda: [])())  # e.g. MACO's spectrum
+    assets = [sha256_file(p) for p in asset_files]
+    fingerprints = {t.id: _fingerprint(model_name, method_name, t.as_dict(), seed, method_config,
+                                       [r["sha256"] for r in references[t.id]], assets) for t in targets}
     todo = [t for t in targets if not _is_done(output_paths(run_dir, model_name, method_name, t.id, seed), fingerprints[t.id])]
     if len(todo) < len(targets):
         log(f"generate: {len(targets) - len(todo)} of {len(targets)} targets already done, skipped")
     groups: dict[str, list[Target]] = {}
     for target in todo:
         groups.setdefault(method.group_key(target), []).append(target)
+    # batch_size counts images: methods that optimise several images per target take fewer targets.
+    targets_per_batch = max(1, batch_size // getattr(method, "images_per_target", 1))
     for group in groups.values():
-        for start in range(0, len(group), batch_size):
-            _run_batch(run_dir, spec, method, group[start:start + batch_size], references, fingerprints, seed,
+        for start in range(0, len(group), targets_per_batch):
+            _run_batch(run_dir, spec, method, group[start:start + targets_per_batch], references, fingerprints, seed,
                        device, batch_size, mixed_precision, log)
-    return [_record(run_dir, model_name, method_name, t.id, seed) for t in targets]
+    read = [_references_path(run_dir, model_name, t) for t in targets if method_name in REFERENCE_METHODS]
+    return JobResult(inputs=[str(p) for p in read + asset_files],
+                     records=[_record(run_dir, model_name, method_name, t.id, seed) for t in targets])
+
+
+@dataclass
+class JobResult:
+    inputs: list[str]
+    records: list[dict]
+
+
+def _references_path(run_dir: Path, model: str, target: Target) -> Path:
+    return run_dir / "01_references" / model / f"{target.id}.json"
 
 
 def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
-    path = run_dir / "01_references" / model / f"{target.id}.json"
+    path = _references_path(run_dir, model, target)
     if not path.is_file():
         raise VitalStudyError(f"generate: references of {target.id} for {model} are missing ({path}); "
                               f"run the references stage first")
@@ -106,7 +133,9 @@ def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
 def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerprints, seed, device, batch_size,
                mixed_precision, log) -> None:
     plan = method.plan(batch, references)
-    generators = [torch.Generator().manual_seed(derive_seed(seed, spec.name, method.name, t.id)) for t in batch]
+    per = plan.images_per_target
+    generators = [torch.Generator().manual_seed(derive_seed(seed, spec.name, method.name, t.id, *([j] if j else [])))
+                  for t in batch for j in range(per)]
     batch_fp = _fingerprint([fingerprints[t.id] for t in batch])
     checkpoint = Checkpointer(run_dir / "02_fv" / spec.name / method.name / "_work" / f"seed{seed}-{batch_fp}.pt",
                               batch_fp, plan.settings.checkpoint_every)
@@ -115,7 +144,8 @@ def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerpri
     with autocast:
         result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
                           generators, device, checkpoint)
-    for i, target in enumerate(batch):
+    for t, target in enumerate(batch):
+        i = t * per  # a target's first image
         paths = output_paths(run_dir, spec.name, method.name, target.id, seed)
         save_png(paths["png"], _to_png(result.images[i]))
         save_png(paths["alpha"], _alpha_png(result.alpha[i]))
@@ -123,6 +153,11 @@ def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerpri
             "model": spec.name, "method": method.name, "target": target.as_dict(), "seed": seed,
             "resolution": plan.resolution, "hyperparameters": plan.hyperparameters,
             "compute": {**result.compute, "device": str(device), "batch_size": batch_size, "batch_targets": len(batch),
+                        "images_per_target": per,
+                        # passes per target: every image optimised for it (DeepInversion: its whole batch)
+                        "forward_passes": result.compute["forward_passes"] * per,
+                        "backward_passes": result.compute["backward_passes"] * per,
+                        "seconds_per_target": round(result.compute["seconds"] / len(batch), 3),
                         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                         "mixed_precision": bool(mixed_precision and device.type == "cuda")},
             "final_loss": result.losses[-1][i] if result.losses else None,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from pathlib import Path
-
 from vitalstudy.provenance import Provenance
 
 
@@ -32,15 +30,16 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(cfg.get("device", "auto"))
     prov = Provenance("generate", {"model": args.model, "method": args.method, "targets": args.targets,
                                    "generate": gen}, seed=args.seed, device=str(device))
-    for target in args.targets:
-        prov.add_input(Path(args.run_dir) / "01_references" / args.model / f"{target}.json")
     weights = cfg.get("models", {}).get("weights", {}).get(args.model)
     spec = get_spec(args.model)
     batch = batch_size_for(spec, load_model(args.model, weights=weights, device=device), args.method, device,
                            gen.get("batch_size", "auto"))
-    records = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(gen, args.method),
-                      device, batch, weights=weights, mixed_precision=gen.get("mixed_precision", False))
-    for record in records:
+    result = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(gen, args.method),
+                      device, batch, weights=weights, mixed_precision=gen.get("mixed_precision", False),
+                      concepts=cfg.get("concepts"))
+    for path in result.inputs:
+        prov.add_input(path)
+    for record in result.records:
         for kind in ("png", "alpha", "json"):
             if kind in record:
                 prov.record["outputs"][record[kind]["path"]] = record[kind]["sha256"]

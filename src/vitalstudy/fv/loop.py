@@ -165,7 +165,7 @@ def optimise(parameterisation: Parameterisation, objective: Objective, to_model_
     return LoopResult(images=images, alpha=_alpha_map(grad_sum, settings.alpha_percentile).cpu(), losses=losses,
                       compute={"steps": settings.steps, "resumed_at_step": start_step,
                                "views_per_step": settings.views_per_step,
-                               "forward_passes_per_image": settings.steps * settings.views_per_step,
-                               "backward_passes_per_image": settings.steps * settings.views_per_step,
+                               "forward_passes": settings.steps * settings.views_per_step,
+                               "backward_passes": settings.steps * settings.views_per_step,
                                "passes_this_run": passes, "seconds": round(seconds, 3),
                                "seconds_per_image": round(seconds / params.shape[0], 3)})

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from vitalstudy.data.sources import load_rgb
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.fv.loop import LoopSettings
+from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.pixels import NormalisedPixels, RollJitter
 from vitalstudy.fv.relevance import RelevanceMaps, Start, minmax
 from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype, sort_match_loss
@@ -32,18 +31,6 @@ from vitalstudy.models.features import capture_outputs
 from vitalstudy.models.registry import HookedLayer, ModelSpec
 from vitalstudy.references.select import apply_view
 from vitalstudy.references.targets import Target
-
-
-@dataclass
-class Plan:
-    """What the shared loop needs to run one batch of targets with one method."""
-
-    parameterisation: object
-    transforms: list
-    objective: object
-    settings: LoopSettings
-    hyperparameters: dict
-    resolution: int
 
 
 def reference_batch(spec: ModelSpec, references: list[dict]) -> torch.Tensor:
@@ -89,25 +76,27 @@ def relevance_weights(relevance: RelevanceMaps, x: torch.Tensor, names: list[str
 
 
 def _start_for(targets: list[Target], spec: ModelSpec, classes_index) -> Start:
-    if all(t.kind == "class" for t in targets):
+    kinds, layers = {t.kind for t in targets}, {t.layer for t in targets}
+    if kinds == {"class"}:
         return Start("class", indices=tuple(classes_index(t.wnid) for t in targets))
-    layers = {t.layer for t in targets}
-    if len(layers) != 1 or any(t.kind != "neuron" for t in targets):
-        raise VitalStudyError("a VITAL batch must hold class targets only, or channels of one layer")
+    if len(kinds) != 1 or len(layers) != 1:
+        raise VitalStudyError("a VITAL batch holds class targets only, or channels (or concepts) of one layer")
+    if kinds == {"concept"}:  # App. B.3: relevance starts from the direction
+        return Start("direction", layer=layers.pop(), directions=torch.stack([t.direction() for t in targets]))
     return Start("channel", layer=layers.pop(), indices=tuple(t.channel for t in targets))
 
 
 class VitalMethod:
     """Builds the loop plan for a batch of targets (`vital` or `vital_lrp`)."""
 
-    def __init__(self, name: str, spec: ModelSpec, model, config: dict, cache_dir: Path, device: torch.device):
+    def __init__(self, name: str, spec: ModelSpec, model, config: dict, run_dir: Path, device: torch.device):
         self.name, self.spec, self.model, self.config = name, spec, model, config
-        self.cache_dir, self.device = Path(cache_dir), device
+        self.cache_dir, self.device = Path(run_dir) / "02_fv" / spec.name / "_prototypes", device
         self.attribution = config.get("attribution", "lrp") if name == "vital_lrp" else None
         self.relevance = RelevanceMaps(spec, model, self.attribution) if self.attribution else None
 
     def group_key(self, target: Target) -> str:
-        return "class" if target.kind == "class" else f"neuron:{target.layer}"
+        return "class" if target.kind == "class" else f"{target.kind}:{target.layer}"
 
     def layers(self, target: Target) -> list[HookedLayer]:
         base = self.spec.class_layers if target.kind == "class" else self.spec.neuron_layers
@@ -116,7 +105,7 @@ class VitalMethod:
 
     def aux_weight(self, target: Target) -> float:
         aux = self.config.get("aux_weight", {})
-        if target.kind == "neuron":
+        if target.kind != "class":  # inner neurons and concept directions
             return float(aux.get("neuron", 3e-6))
         if self.relevance is not None and aux.get("class_relevance") is not None:
             return float(aux["class_relevance"])
@@ -128,7 +117,8 @@ class VitalMethod:
 
         layers = self.layers(target)
         key = json.dumps({"refs": [[r["sha256"], r["view"]] for r in references], "layers": [l.name for l in layers],
-                          "attribution": self.attribution, "model": self.spec.name, "target": target.id}, sort_keys=True)
+                          "attribution": self.attribution, "model": self.spec.name, "target": target.as_dict()},
+                         sort_keys=True)
         path = self.cache_dir / f"{target.id}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
         if path.is_file():
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -176,10 +166,7 @@ class VitalMethod:
         objective = VitalObjective(self.model, layers, prototypes, self.relevance, start, importance)
         aux = self.aux_weight(targets[0])
         cfg = self.config
-        settings = LoopSettings(steps=int(cfg["steps"]), lr=float(cfg["lr"]), betas=tuple(cfg["betas"]),
-                                optimizer="adam", warmup=int(cfg["warmup"]), schedule="cosine",
-                                tv_weight=aux, l2_weight=aux, checkpoint_every=int(cfg.get("checkpoint_every", 100)),
-                                alpha_percentile=float(cfg.get("alpha_percentile", 98.0)))
+        settings = loop_settings(cfg, optimizer="adam", schedule="cosine", tv_weight=aux, l2_weight=aux)
         hyper = {"layers": {l.name: l.weight for l in layers}, "aux_weight": aux, "jitter": int(cfg["jitter"]),
                  "attribution": self.attribution, "relevance_start": start.kind if start else None,
                  "parameterisation": "normalised pixels, N(0,1) init, clamped to [0,1] pixels",

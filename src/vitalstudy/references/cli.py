@@ -64,7 +64,7 @@ def _select(args, cfg) -> int:
     from vitalstudy.references.select import select_class_references, select_neuron_references
     from vitalstudy.references.targets import parse_target
 
-    target = parse_target(args.target)
+    target = parse_target(args.target, cfg.get("concepts"))
     refs_cfg = cfg["references"]
     prov = Provenance("references", {"model": args.model, "target": args.target, "references": refs_cfg},
                       seed=cfg["seed"])
@@ -73,6 +73,16 @@ def _select(args, cfg) -> int:
     if target.kind == "class":
         selection = select_class_references(index, target.wnid, refs_cfg["class_count"], cfg["seed"],
                                             refs_cfg.get("augment", {}))
+    elif target.kind == "concept":
+        from vitalstudy.models import get_spec, load_model
+        from vitalstudy.models.features import resolve_device
+        from vitalstudy.references.select import select_concept_references
+
+        device = resolve_device(cfg.get("device", "auto"))
+        model = load_model(args.model, weights=cfg.get("models", {}).get("weights", {}).get(args.model), device=device)
+        prov.add_input(target.direction_file)
+        selection = select_concept_references(model, get_spec(args.model), index, target.layer, target.direction(),
+                                              refs_cfg["neuron_count"], refs_cfg["neuron_candidates"], cfg["seed"], device)
     else:
         if not args.patch_scores:
             raise SystemExit("vitalstudy references select: --patch-scores is required for inner-neuron targets")

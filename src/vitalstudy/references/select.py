@@ -174,3 +174,36 @@ def select_neuron_references(index: pd.DataFrame, patch_scores: dict, channel: i
                      "full images are matched, patch_box is the best patch",
            **patch_scores["parameters"], "requested": count, "selected": len(refs)}
     return Selection(refs, how, [])
+
+
+@torch.no_grad()
+def select_concept_references(model: torch.nn.Module, spec: ModelSpec, index: pd.DataFrame, layer: str,
+                              direction: torch.Tensor, count: int, candidates: int, seed: int,
+                              device: torch.device) -> Selection:
+    """Top-k distinct images by their best position's cosine similarity to a concept direction
+    at `layer` (the images that express the concept most, as CRAFT selects them)."""
+    pool = _pool(index).sort_values("image_id")
+    if len(pool) > candidates:
+        keep = seeded_rng(seed, "references", "concept-candidates", spec.name).choice(len(pool), candidates, replace=False)
+        pool = pool.iloc[np.sort(keep)]
+    scored, skipped = [], []
+    for row in pool.itertuples():
+        try:
+            x = spec.preprocess(load_rgb(row.path))[None].to(device)
+        except UnreadableImageError as exc:
+            skipped.append({"path": row.path, "reason": str(exc)})
+            continue
+        with capture_outputs(model, [layer]) as acts:
+            model(x)
+        features = acts[layer].flatten(2)[0]  # (C, P)
+        if features.shape[0] != direction.numel():
+            raise VitalStudyError(f"concept direction has {direction.numel()} values but {layer} has "
+                                  f"{features.shape[0]} channels")
+        cosine = F.cosine_similarity(features, direction.to(features)[:, None], dim=0)
+        scored.append((float(cosine.max()), row.image_id, row.path))
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    refs = [{"image_id": image_id, "path": path, "view": original_view(), "score": score}
+            for score, image_id, path in scored[:count]]
+    how = {"method": "top-k distinct images by the best position's cosine similarity to the concept direction",
+           "layer": layer, "candidates": len(scored), "requested": count, "selected": len(refs)}
+    return Selection(refs, how, skipped)

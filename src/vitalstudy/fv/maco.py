@@ -1,0 +1,97 @@
+"""MACO (Fel et al. 2023): only the phase of the Fourier spectrum is optimised; its magnitude is
+fixed to the mean colour-decorrelated |FFT| of natural images. The magnitude is computed here from
+the run's own image set and stored as an asset with provenance (no download). Each step sees
+several random crops of the noisy image (PAPER_NOTES §2)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torchvision.transforms import v2 as T
+
+from vitalstudy.data.sources import UnreadableImageError, load_rgb
+from vitalstudy.errors import VitalStudyError
+from vitalstudy.fv.color import decorrelate, recorrelate
+from vitalstudy.fv.objectives import ActivationMethod, ActivationObjective
+from vitalstudy.fv.plan import Plan, loop_settings
+from vitalstudy.fv.transforms import NoiseAndCrops
+from vitalstudy.seeding import rng as seeded_rng
+
+
+def spectrum_path(run_dir, size: int) -> Path:
+    return Path(run_dir) / "02_fv" / "_assets" / f"maco_spectrum_{size}.npz"
+
+
+def natural_spectrum(index: pd.DataFrame, size: int, count: int, seed: int) -> tuple[np.ndarray, list[str], list[dict]]:
+    """Mean |rfft2| (3, size, size//2+1) of `count` seeded images, colour-decorrelated, in [0, 1] pixels."""
+    rows = index.sort_values("image_id")
+    if len(rows) > count:
+        rows = rows.iloc[np.sort(seeded_rng(seed, "maco-spectrum").choice(len(rows), count, replace=False))]
+    to_tensor = T.Compose([T.ToImage(), T.Resize(size, antialias=True), T.CenterCrop(size),
+                           T.ToDtype(torch.float32, scale=True)])
+    total, used, skipped = None, [], []
+    for row in rows.itertuples():
+        try:
+            x = to_tensor(load_rgb(row.path))[None]
+        except UnreadableImageError as exc:
+            skipped.append({"path": row.path, "reason": str(exc)})
+            continue
+        magnitude = torch.fft.rfft2(decorrelate(x - 0.5), norm="ortho").abs()[0]
+        total = magnitude if total is None else total + magnitude
+        used.append(row.image_id)
+    if total is None:
+        raise VitalStudyError("MACO spectrum: no readable image in the run's image index")
+    return (total / len(used)).numpy(), used, skipped
+
+
+class MacoImage:
+    def __init__(self, magnitude: torch.Tensor):
+        self.magnitude = magnitude  # (3, H, W//2+1)
+        self.size = magnitude.shape[1]
+
+    def init(self, generators: list[torch.Generator]) -> torch.Tensor:
+        return torch.stack([(torch.rand(self.magnitude.shape, generator=g) * 2 - 1) * math.pi for g in generators])
+
+    def images(self, phase: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.polar(self.magnitude.to(phase.device).expand_as(phase), phase)
+        spatial = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho")
+        spatial = (spatial - spatial.mean(dim=(1, 2, 3), keepdim=True)) / spatial.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+        return torch.sigmoid(recorrelate(spatial))
+
+    def project_(self, params: torch.Tensor) -> None:
+        """The phase is unconstrained."""
+
+
+class MacoMethod(ActivationMethod):
+    name = "maco"
+
+    def __init__(self, name, spec, model, config: dict, run_dir, device):
+        super().__init__(name, spec, model, config, run_dir, device)
+        self.spectrum_file = spectrum_path(run_dir, int(config.get("resolution") or spec.input_size))
+
+    def assets(self) -> list[Path]:
+        return [self.spectrum_file]
+
+    def plan(self, targets, references) -> Plan:
+        cfg = self.config
+        asset = self.spectrum_file
+        if not asset.is_file():
+            raise VitalStudyError(f"MACO: the natural-image spectrum {asset} is missing; the workflow's maco_spectrum "
+                                  f"rule (vitalstudy maco-spectrum) writes it")
+        magnitude = torch.from_numpy(np.load(asset)["magnitude"])
+        settings = loop_settings(cfg, schedule="constant")
+        crops = cfg.get("crops", {})
+        transform = NoiseAndCrops(self.spec.input_size, self.spec.std, noise=cfg.get("noise", 0.1),
+                                  crop_mean=crops.get("mean", 0.25), crop_std=crops.get("std", 0.1),
+                                  crop_min=crops.get("min", 0.1))
+        hyper = {"parameterisation": "phase only; magnitude = mean decorrelated |FFT| of natural images",
+                 "spectrum_file": str(asset), "noise": transform.noise,
+                 "crops": {"mean": transform.crop_mean, "std": transform.crop_std, "min": transform.crop_min},
+                 "objective": "class logit" if targets[0].kind == "class" else "channel mean",
+                 "loop": settings.as_dict()}
+        return Plan(MacoImage(magnitude), [transform], ActivationObjective(self.model, targets), settings, hyper,
+                    magnitude.shape[1])

@@ -1,0 +1,29 @@
+"""What a method hands to the shared loop for one batch of targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vitalstudy.fv.loop import LoopSettings
+
+
+@dataclass
+class Plan:
+    parameterisation: object
+    transforms: list
+    objective: object
+    settings: LoopSettings
+    hyperparameters: dict
+    resolution: int
+    images_per_target: int = 1  # DeepInversion optimises a batch of images per target; the first is saved
+
+
+def loop_settings(cfg: dict, **fixed) -> LoopSettings:
+    """LoopSettings from a method's config section (keys named as in LoopSettings)."""
+    keys = {"steps", "lr", "betas", "optimizer", "warmup", "schedule", "tv_weight", "l2_weight",
+            "views_per_step", "checkpoint_every", "alpha_percentile"}
+    values = {k: v for k, v in cfg.items() if k in keys}
+    values.update(fixed)
+    if "betas" in values:
+        values["betas"] = tuple(values["betas"])
+    return LoopSettings(**values)

@@ -1,0 +1,104 @@
+"""Fourier, MACO and DeepInversion through the shared loop: valid images for EfficientNet-Lite0 and
+an untrained ResNet50 in a few steps, a deterministic MACO magnitude, DeepInversion's refusals,
+and the same bytes for the same seed."""
+
+import numpy as np
+import pytest
+import torch
+
+from vitalstudy.data.sources import build_index
+from vitalstudy.errors import VitalStudyError
+from vitalstudy.fv.generate import run_job
+from vitalstudy.fv.loop import optimise
+from vitalstudy.fv.maco import natural_spectrum, spectrum_path
+from vitalstudy.models import build_model, get_spec, load_model
+from vitalstudy.references.targets import parse_target
+
+CPU = torch.device("cpu")
+FEW = {"steps": 3, "lr": 0.05}
+CONFIGS = {
+    "fourier": {**FEW},
+    "maco": {**FEW, "lr": 1.0, "views_per_step": 2},
+    "deepinversion": {**FEW, "images_per_target": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def spectrum_run(tmp_path_factory):
+    """A run directory holding MACO's spectrum asset at 224 px, from the bundled photos."""
+    run = tmp_path_factory.mktemp("maco")
+    index, _ = build_index({"source": "bundled"}, seed=0)
+    magnitude, used, _ = natural_spectrum(index, 224, count=4, seed=0)
+    again, used_again, _ = natural_spectrum(index, 224, count=4, seed=0)
+    assert np.array_equal(magnitude, again) and used == used_again  # deterministic for a fixed image set
+    assert magnitude.shape == (3, 224, 113) and (magnitude > 0).all()
+    path = spectrum_path(run, 224)
+    path.parent.mkdir(parents=True)
+    np.savez(path, magnitude=magnitude)
+    return run
+
+
+def _method(name, spec, model, run):
+    from vitalstudy.fv.generate import method_classes
+
+    return method_classes()[name](name, spec, model, CONFIGS[name], run, CPU)
+
+
+@pytest.mark.parametrize("method", ["fourier", "maco", "deepinversion"])
+@pytest.mark.parametrize("model_name", ["efficientnet_lite0", "resnet50"])
+def test_valid_images_in_a_few_steps(method, model_name, spectrum_run):
+    spec = get_spec(model_name)
+    model = load_model(model_name) if model_name.startswith("efficientnet") else \
+        build_model(spec, pretrained=False).eval().requires_grad_(False)
+    targets = [parse_target("n07920052"), parse_target("n02123159")]
+    plan = _method(method, spec, model, spectrum_run).plan(targets, {})
+    generators = [torch.Generator().manual_seed(i) for i in range(len(targets) * plan.images_per_target)]
+    result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
+                      generators, CPU)
+    assert result.images.shape == (len(generators), 3, 224, 224)
+    assert result.images.min() >= 0 and result.images.max() <= 1 and result.images.std() > 0.01
+    assert torch.isfinite(torch.tensor(result.losses)).all()
+    assert result.alpha.shape == (len(generators), 224, 224) and result.alpha.max() == pytest.approx(1.0)
+    assert result.compute["forward_passes"] == plan.settings.steps * plan.settings.views_per_step
+
+
+def test_inner_neuron_objective_for_fourier_and_maco(spectrum_run):
+    spec, model = get_spec("efficientnet_lite0"), load_model("efficientnet_lite0")
+    for method in ("fourier", "maco"):
+        plan = _method(method, spec, model, spectrum_run).plan([parse_target("head_c7")], {})
+        loss = plan.objective(spec.normalize(plan.parameterisation.images(
+            plan.parameterisation.init([torch.Generator().manual_seed(0)]))))
+        assert loss.shape == (1,) and loss.item() <= 0  # minus a ReLU6 activation mean
+
+
+def test_deepinversion_refuses_models_without_batchnorm_and_inner_neurons():
+    with pytest.raises(VitalStudyError, match="DeepInversion needs BatchNorm statistics and vit_l_16 has no BatchNorm"):
+        _method("deepinversion", get_spec("vit_l_16"), torch.nn.Identity(), None)
+    method = _method("deepinversion", get_spec("efficientnet_lite0"), torch.nn.Identity(), None)
+    with pytest.raises(VitalStudyError, match="classes only"):
+        method.group_key(parse_target("head_c3"))
+
+
+def test_deepinversion_targets_do_not_share_statistics():
+    """BN statistics are per target group: a target's loss ignores the other target's images."""
+    from vitalstudy.fv.deepinversion import DeepInversionObjective
+
+    model = load_model("efficientnet_lite0")
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    both = DeepInversionObjective(model, [1, 2], 2, 0.01, 10)(x)
+    first = DeepInversionObjective(model, [1], 2, 0.01, 10)(x[:2])
+    assert torch.allclose(both[:2], first, atol=1e-5)
+
+
+def test_same_seed_same_bytes_for_every_baseline(spectrum_run, tmp_path):
+    outputs = {}
+    for attempt in ("a", "b"):
+        run = tmp_path / attempt
+        (run / "02_fv" / "_assets").mkdir(parents=True)
+        (run / "02_fv" / "_assets" / "maco_spectrum_224.npz").write_bytes(spectrum_path(spectrum_run, 224).read_bytes())
+        for method in ("fourier", "maco", "deepinversion"):
+            result = run_job(run, "efficientnet_lite0", method, ["n07920052"], 0, CONFIGS[method], CPU,
+                              batch_size=2, log=lambda *_: None)
+            outputs[attempt, method] = open(result.records[0]["png"]["path"], "rb").read()
+    for method in ("fourier", "maco", "deepinversion"):
+        assert outputs["a", method] == outputs["b", method]
