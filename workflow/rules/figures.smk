@@ -124,9 +124,12 @@ def grid_targets(model, kind):
 
 
 def grid_images(wildcards):
-    """Generation job records of every image the grid shows (so the grid waits for them)."""
+    """Generation job records of every image the grid shows (so the grid waits for them). A
+    (method, target) no job plans (DeepInversion on an inner neuron or a ViT) is an empty cell."""
+    planned = {(m, t) for (model, m, s, _), targets in GENERATION_JOBS.items()
+               if model == wildcards.model and s == str(GRID_SEED) for t in targets}
     paths = [f"{RUN}/02_fv/{wildcards.model}/{m}/{t}/seed{GRID_SEED}.png" for m in GRID_METHODS
-             for t in grid_targets(wildcards.model, wildcards.kind)]
+             for t in grid_targets(wildcards.model, wildcards.kind) if (m, t) in planned]
     return fv_inputs(paths, f"figure grid_{wildcards.kind}")
 
 
