@@ -14,6 +14,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/study.smk"
 include: "workflow/rules/responses.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
@@ -23,4 +24,5 @@ rule all:
         metrics_outputs(),
         study_forms_outputs(),
         responses_outputs(),
+        figures_outputs(),
     default_target: True
