@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import re
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -145,10 +146,15 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
 
 
 def _is_layer(model_name: str, layer: str) -> bool:
+    return layer in _layer_names(model_name)
+
+
+@lru_cache(maxsize=None)
+def _layer_names(model_name: str) -> frozenset[str]:
+    """Module names of an architecture, built once per model however many targets name it."""
     from vitalstudy.models import build_model, get_spec
 
-    names = dict(build_model(get_spec(model_name), pretrained=False).named_modules())
-    return layer in names
+    return frozenset(name for name, _ in build_model(get_spec(model_name), pretrained=False).named_modules())
 
 
 def load(paths: list[str | os.PathLike], overrides: dict | None = None) -> dict:
