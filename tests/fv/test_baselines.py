@@ -102,3 +102,34 @@ def test_same_seed_same_bytes_for_every_baseline(spectrum_run, tmp_path):
             outputs[attempt, method] = open(result.records[0]["png"]["path"], "rb").read()
     for method in ("fourier", "maco", "deepinversion"):
         assert outputs["a", method] == outputs["b", method]
+
+
+def test_maco_image_keeps_the_magnitude_and_ignores_phase_scale(spectrum_run):
+    """Only the phase is free: the decorrelated image's spectrum stays proportional to the fixed
+    magnitude, and the phase enters standardised (a rescaled or shifted phase gives the same image)."""
+    from vitalstudy.fv.color import decorrelate
+    from vitalstudy.fv.maco import MacoImage
+
+    magnitude = torch.from_numpy(np.load(spectrum_path(spectrum_run, 224))["magnitude"]).double()
+    image = MacoImage(magnitude)
+    phase = image.init([torch.Generator().manual_seed(3)]).double()
+    pixels = image.images(phase)
+    assert torch.allclose(pixels, image.images(3.0 * phase + 1.5), atol=1e-12)
+    spatial = decorrelate(torch.logit(pixels))  # undo sigmoid and colour recorrelation
+    observed = torch.fft.rfft2(spatial, norm="ortho").abs()[0]
+    inner = (slice(None), slice(1, None), slice(1, -1))  # bins without a Hermitian twin inside the rfft
+    ratio = observed[inner] / magnitude[inner]
+    assert ratio.std() / ratio.mean() < 1e-4  # float32 colour matrix; a free magnitude gives O(1)
+
+
+def test_maco_crops_a_centred_full_view_to_the_image_itself():
+    from vitalstudy.fv.transforms import NoiseAndCrops
+
+    x = torch.rand(2, 3, 32, 32)
+    full = NoiseAndCrops(32, (1.0, 1.0, 1.0), noise=0.0, crop_mean=1.0, crop_std=0.0, centre_std=0.0)
+    assert torch.allclose(full(x, [torch.Generator().manual_seed(i) for i in range(2)]), x, atol=1e-6)
+    quarter = NoiseAndCrops(32, (1.0, 1.0, 1.0), noise=0.0, crop_mean=0.25, crop_std=0.0, centre_std=0.0)
+    x = torch.arange(32.0).expand(1, 3, 32, 32)  # horizontal ramp 0..31
+    view = quarter(x, [torch.Generator().manual_seed(0)])
+    assert view.shape == (1, 3, 32, 32)
+    assert 11.5 <= view.min() and view.max() <= 19.5  # the central quarter of the ramp, upsampled

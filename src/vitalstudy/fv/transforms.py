@@ -42,28 +42,27 @@ class LucidTransforms:
 
 
 class NoiseAndCrops:
-    """MACO's transforms: uniform noise U(-a, a) in pixel units, then a random crop whose side is a
-    fraction ~ N(mean, std) of the image (clipped to [min, 1]) at a random place, resized to the
-    model's input size."""
+    """MACO's transforms: a square crop whose side is a fraction ~ N(mean, std) of the image (clipped
+    to [min, 1]) around a centre ~ N(0.5, centre_std) per axis, resized to the model's input size
+    (parts outside the image read as the mean colour), then uniform noise U(-a, a) in pixel units."""
 
     def __init__(self, size: int, pixel_std: tuple[float, float, float], noise: float = 0.1,
-                 crop_mean: float = 0.25, crop_std: float = 0.1, crop_min: float = 0.1):
+                 crop_mean: float = 0.25, crop_std: float = 0.1, crop_min: float = 0.1, centre_std: float = 0.15):
         self.size, self.noise = size, noise
         self.scale = torch.tensor(pixel_std).view(1, 3, 1, 1)
-        self.crop_mean, self.crop_std, self.crop_min = crop_mean, crop_std, crop_min
+        self.crop_mean, self.crop_std, self.crop_min, self.centre_std = crop_mean, crop_std, crop_min, centre_std
 
     def __call__(self, x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
-        side = x.shape[-1]
-        views = []
-        for image, g in zip(x, generators):
-            noise = (torch.rand(image.shape, generator=g) * 2 - 1) * self.noise
-            image = image + (noise / self.scale[0]).to(image)
+        thetas, noises = [], []
+        for g in generators:
             fraction = min(1.0, max(self.crop_min, self.crop_mean + self.crop_std * float(torch.randn((), generator=g))))
-            crop = max(8, int(round(fraction * side)))
-            y0, x0 = (int(torch.randint(0, side - crop + 1, (), generator=g)) for _ in range(2))
-            patch = image[:, y0:y0 + crop, x0:x0 + crop][None]
-            views.append(F.interpolate(patch, size=(self.size, self.size), mode="bilinear", align_corners=False)[0])
-        return torch.stack(views)
+            centre = (self.centre_std * torch.randn(2, generator=g) * 2).tolist()  # [-1, 1] grid units
+            thetas.append([[fraction, 0.0, centre[0]], [0.0, fraction, centre[1]]])
+            noises.append((torch.rand((3, self.size, self.size), generator=g) * 2 - 1) * self.noise)
+        theta = torch.tensor(thetas, dtype=x.dtype, device=x.device)
+        grid = F.affine_grid(theta, [x.shape[0], 3, self.size, self.size], align_corners=False)
+        crops = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return crops + (torch.stack(noises) / self.scale).to(crops)
 
 
 class RandomFlip:
