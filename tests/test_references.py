@@ -1,7 +1,4 @@
-import json
-
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 

@@ -12,16 +12,8 @@ import pytest
 from responses_fixtures import build_study, google_rows, good_answers, submission
 
 from vitalstudy.cli import main
-from vitalstudy.study.ingest import (
-    AnswerError,
-    ingest,
-    neutralise,
-    parse_likert,
-    parse_text,
-    parse_timestamp,
-    pseudonym,
-    unneutralise,
-)
+from vitalstudy.study.answers import AnswerError, parse_likert, parse_text, parse_timestamp
+from vitalstudy.study.ingest import ingest, neutralise, pseudonym, unneutralise
 
 
 def read_csv(path: Path) -> list[dict]:

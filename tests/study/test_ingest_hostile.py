@@ -10,7 +10,8 @@ import json
 
 from responses_fixtures import build_study, google_rows, good_answers, submission
 
-from vitalstudy.study.ingest import RAW_PREVIEW_CHARS, ingest
+from vitalstudy.study.exports import RAW_PREVIEW_CHARS
+from vitalstudy.study.ingest import ingest
 
 
 def csv_line(cells) -> str:

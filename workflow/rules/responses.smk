@@ -6,7 +6,7 @@
 import shlex
 from pathlib import Path
 
-from vitalstudy.study.ingest import discover
+from vitalstudy.study.exports import discover
 
 _STUDY_CFG = config.get("study", {})
 _SIMULATED = _STUDY_CFG.get("simulate", {}).get("participants", 0)

@@ -4,7 +4,6 @@ ratio of batched generation to a one-target loop at equal steps, measured in one
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

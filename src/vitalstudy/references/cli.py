@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from vitalstudy.data.sources import read_index
-from vitalstudy.io import atomic_path, save_png, sha256_file, write_json
+from vitalstudy.io import atomic_path, save_png, write_json
 from vitalstudy.provenance import Provenance
 
 

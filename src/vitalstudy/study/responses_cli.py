@@ -83,7 +83,7 @@ def _score(args) -> int:
 def _simulate(args) -> int:
     from vitalstudy.provenance import Provenance
     from vitalstudy.study import simulate
-    from vitalstudy.study.ingest import read_json_file
+    from vitalstudy.study.design import read_json_file
 
     if args.power:
         return _power(args, simulate)
@@ -118,7 +118,7 @@ def _simulate(args) -> int:
 
 def _power(args, simulate) -> int:
     from vitalstudy.io import atomic_path
-    from vitalstudy.study.ingest import read_json_file
+    from vitalstudy.study.design import read_json_file
 
     if args.items is None:
         args.items = simulate.likert_items_per_method(read_json_file(args.manifest), read_json_file(args.answer_key))

