@@ -12,6 +12,7 @@ from vitalstudy.fv.generate import run_job
 from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.models import build_model, get_spec, load_model
+from vitalstudy.models.features import capture_outputs
 from vitalstudy.references.targets import parse_target
 
 CPU = torch.device("cpu")
@@ -66,9 +67,11 @@ def test_inner_neuron_objective_for_fourier_and_maco(spectrum_run):
     spec, model = get_spec("efficientnet_lite0"), load_model("efficientnet_lite0")
     for method in ("fourier", "maco"):
         plan = _method(method, spec, model, spectrum_run).plan([parse_target("head_c7")], {})
-        loss = plan.objective(spec.normalize(plan.parameterisation.images(
-            plan.parameterisation.init([torch.Generator().manual_seed(0)]))))
-        assert loss.shape == (1,) and loss.item() <= 0  # minus a ReLU6 activation mean
+        x = spec.normalize(plan.parameterisation.images(plan.parameterisation.init([torch.Generator().manual_seed(0)])))
+        loss = plan.objective(x)
+        with capture_outputs(model, ["head.1"]) as acts:  # the BatchNorm before the head's closing ReLU6
+            model(x)
+        assert loss.shape == (1,) and loss.item() == pytest.approx(-acts["head.1"][0, 7].mean().item(), rel=1e-5)
 
 
 def test_deepinversion_refuses_models_without_batchnorm_and_inner_neurons():
@@ -133,3 +136,50 @@ def test_maco_crops_a_centred_full_view_to_the_image_itself():
     view = quarter(x, [torch.Generator().manual_seed(0)])
     assert view.shape == (1, 3, 32, 32)
     assert 11.5 <= view.min() and view.max() <= 19.5  # the central quarter of the ramp, upsampled
+
+
+def test_maco_above_the_model_resolution(tmp_path):
+    """The paper also ran MACO at 1024 px: the image is larger than the model's input and the
+    model sees resized crops of it."""
+    index, _ = build_index({"source": "bundled"}, seed=0)
+    magnitude, _, _ = natural_spectrum(index, 320, count=2, seed=0)
+    path = spectrum_path(tmp_path, 320)
+    path.parent.mkdir(parents=True)
+    np.savez(path, magnitude=magnitude)
+    spec, model = get_spec("efficientnet_lite0"), load_model("efficientnet_lite0")
+    from vitalstudy.fv.generate import method_classes
+
+    method = method_classes()["maco"]("maco", spec, model, {**FEW, "lr": 1.0, "resolution": 320}, tmp_path, CPU)
+    plan = method.plan([parse_target("n07920052")], {})
+    result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
+                      [torch.Generator().manual_seed(0)], CPU)
+    assert plan.resolution == 320 and result.images.shape == (1, 3, 320, 320) and result.alpha.shape == (1, 320, 320)
+
+
+def test_neuron_objective_reads_the_pre_activation_of_a_closing_relu():
+    """A channel that is off everywhere on a grey start image still gets a gradient: the objective
+    reads the input of the layer's closing ReLU (Lite0's head, a ResNet bottleneck) and the plain
+    output of a layer that ends otherwise (a Lite0 block ends in a residual addition)."""
+    from vitalstudy.models.features import capture_pre_activation
+
+    lite = load_model("efficientnet_lite0")
+    x = torch.randn(1, 3, 224, 224)
+    with capture_pre_activation(lite, "head") as pre, capture_outputs(lite, ["head.1", "head"]) as plain:
+        lite(x)
+    assert torch.equal(pre["head"], plain["head.1"]) and (pre["head"] < 0).any()
+    assert torch.equal(pre["head"].clamp(0, 6), plain["head"])
+    block = get_spec("efficientnet_lite0").neuron_layers[-1].name
+    with capture_pre_activation(lite, block) as pre, capture_outputs(lite, [block]) as plain:
+        lite(x)
+    assert torch.equal(pre[block], plain[block])
+    resnet = build_model(get_spec("resnet50"), pretrained=False).eval()
+    with capture_pre_activation(resnet, "layer4.2") as pre, capture_outputs(resnet, ["layer4.2"]) as plain:
+        resnet(x)
+    assert (pre["layer4.2"] < 0).any() and torch.equal(pre["layer4.2"].clamp_min(0), plain["layer4.2"])
+
+    grey = torch.full((1, 3, 224, 224), 0.5, requires_grad=True)
+    from vitalstudy.fv.objectives import ActivationObjective
+
+    spec = get_spec("efficientnet_lite0")
+    ActivationObjective(lite, [parse_target("head_c12")])(spec.normalize(grey)).sum().backward()
+    assert grey.grad.abs().sum() > 0

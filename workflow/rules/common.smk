@@ -33,13 +33,17 @@ def _gpu_available():
 
 
 USE_GPU = _gpu_available()  # GPU jobs then declare `gpu` resources
+# Jobs that run a model: on CPU one such job takes every core (Snakemake caps a job's torch threads
+# at its `threads`), on a GPU one core is enough.
+MODEL_THREADS = 1 if USE_GPU else workflow.cores
 
 
-def stage_config(*sections):
+def stage_config(*sections, **narrowed):
     """The config keys a stage reads, as JSON for its command line; as a rule's params they make
-    Snakemake re-run exactly the jobs whose settings changed."""
+    Snakemake re-run exactly the jobs whose settings changed. `narrowed` replaces a section by the
+    part of it a job reads."""
     keys = ("seed", "device") + sections
-    values = {k: config[k] for k in keys if k in config}
+    values = {k: config[k] for k in keys if k in config} | narrowed
     values["concepts"] = config["targets"].get("concepts", [])  # concept ids are defined there
     return json.dumps(values, sort_keys=True)
 

@@ -52,6 +52,15 @@ def maco_size(model):
     return config["generate"]["maco"]["resolution"] or get_spec(model).input_size
 
 
+def generation_config(wildcards):
+    """A generation job's settings: the shared keys of `generate` and its method's own section only,
+    so that changing one method's settings re-runs that method's jobs alone."""
+    gen = config["generate"]
+    section = "vital" if wildcards.method.startswith("vital") else wildcards.method
+    return stage_config("models", generate={k: gen[k] for k in ("batch_size", "checkpoint_every", "mixed_precision",
+                                                                  section) if k in gen})
+
+
 def generation_inputs(wildcards, targets):
     """What a generation job reads: the targets' references (VITAL) or MACO's spectrum asset."""
     if wildcards.method in REFERENCE_METHODS:
@@ -88,10 +97,10 @@ rule generate:
         seed=r"\d+",
         batch=r"\d{3}",
     params:
-        cfg=stage_config("generate", "models"),
+        cfg=generation_config,
         run_dir=RUN,
         targets=lambda wc: " ".join(job_targets(wc)),
-    threads: 1 if USE_GPU else workflow.cores  # on CPU one job uses every core
+    threads: MODEL_THREADS
     resources:
         gpu=1 if USE_GPU else 0,
     log:
@@ -127,10 +136,10 @@ rule generate_circuit:
         seed=r"\d+",
         wnid=r"n\d{8}",
     params:
-        cfg=stage_config("generate", "models"),
+        cfg=generation_config,
         run_dir=RUN,
         targets=lambda wc: " ".join(circuit_targets(wc.model, wc.wnid)),
-    threads: 1 if USE_GPU else workflow.cores
+    threads: MODEL_THREADS
     resources:
         gpu=1 if USE_GPU else 0,
     log:

@@ -39,6 +39,7 @@ rule metrics_measure:
         cfg=METRICS_CFG,
         references=f"{RUN}/01_references/{{model}}",
         out_dir=f"{METRICS_DIR}/{{model}}",
+    threads: MODEL_THREADS
     resources:
         gpu=1 if USE_GPU else 0,  # the models run on the GPU when there is one
     log:

@@ -23,6 +23,7 @@ rule score_patches:
         f"{RUN}/01_references/{{model}}/_patch_scores/{{layer}}.npz",
     params:
         cfg=stage_config("references", "models"),
+    threads: MODEL_THREADS
     log:
         f"{RUN}/logs/score_patches/{{model}}/{{layer}}.log",
     shell:
@@ -75,6 +76,7 @@ checkpoint circuits:
         wnid=r"n\d{8}",
     params:
         cfg=stage_config("references", "models"),
+    threads: MODEL_THREADS
     log:
         f"{RUN}/logs/circuits/{{model}}/{{wnid}}.log",
     shell:

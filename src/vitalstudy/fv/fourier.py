@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from vitalstudy.fv.color import recorrelate
-from vitalstudy.fv.objectives import ActivationMethod, ActivationObjective
+from vitalstudy.fv.objectives import NEURON_OBJECTIVE, ActivationMethod, ActivationObjective
 from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.transforms import LucidTransforms
 
@@ -47,7 +47,7 @@ class FourierMethod(ActivationMethod):
         transforms = [LucidTransforms(self.spec.input_size)] if cfg.get("transforms", True) else []
         hyper = {"parameterisation": "colour-decorrelated Fourier spectrum, 1/f^decay, sigmoid",
                  "decay": cfg.get("decay", 1.0), "transforms": "lucid standard" if transforms else "none",
-                 "objective": "class logit" if targets[0].kind == "class" else "channel mean",
+                 "objective": "class logit" if targets[0].kind == "class" else NEURON_OBJECTIVE,
                  "loop": settings.as_dict()}
         return Plan(FourierImage(size, cfg.get("decay", 1.0)), transforms, ActivationObjective(self.model, targets),
                     settings, hyper, size)

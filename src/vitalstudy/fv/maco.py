@@ -15,7 +15,7 @@ from torchvision.transforms import v2 as T
 from vitalstudy.data.sources import UnreadableImageError, load_rgb
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.color import decorrelate, recorrelate
-from vitalstudy.fv.objectives import ActivationMethod, ActivationObjective
+from vitalstudy.fv.objectives import NEURON_OBJECTIVE, ActivationMethod, ActivationObjective
 from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.transforms import NoiseAndCrops
 from vitalstudy.seeding import rng as seeded_rng
@@ -101,7 +101,7 @@ class MacoMethod(ActivationMethod):
                  "spectrum_file": str(asset), "noise": transform.noise,
                  "crops": {"mean": transform.crop_mean, "std": transform.crop_std, "min": transform.crop_min,
                            "centre_std": transform.centre_std},
-                 "objective": "class logit" if targets[0].kind == "class" else "channel mean",
+                 "objective": "class logit" if targets[0].kind == "class" else NEURON_OBJECTIVE,
                  "loop": settings.as_dict()}
         return Plan(MacoImage(magnitude), [transform], ActivationObjective(self.model, targets), settings, hyper,
                     magnitude.shape[1])

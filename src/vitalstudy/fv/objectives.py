@@ -1,5 +1,6 @@
 """Activation maximisation, the objective of the Fourier and MACO baselines: a class logit, or
-the spatial mean of one channel at a layer (inner neurons)."""
+the spatial mean of one channel at a layer (inner neurons), taken before the layer's closing ReLU
+when it has one (see `capture_pre_activation`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.models.features import capture_outputs, channel_means
+from vitalstudy.models.features import capture_pre_activation, channel_means
 from vitalstudy.references.targets import Target
 
 
@@ -32,9 +33,12 @@ class ActivationObjective:
         index = self.index.to(x.device)
         if self.layer is None:
             return -self.model(x)[rows, index]
-        with capture_outputs(self.model, [self.layer]) as acts:
+        with capture_pre_activation(self.model, self.layer) as acts:
             self.model(x)
         return -channel_means(acts[self.layer])[rows, index]
+
+
+NEURON_OBJECTIVE = "channel mean (before the layer's closing ReLU, if any)"
 
 
 class ActivationMethod:

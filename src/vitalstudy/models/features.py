@@ -37,6 +37,44 @@ def capture_outputs(model: nn.Module, names: list[str] | tuple[str, ...]):
             handle.remove()
 
 
+_CLAMPS = {nn.ReLU: (0.0, None), nn.ReLU6: (0.0, 6.0)}
+
+
+@contextmanager
+def capture_pre_activation(model: nn.Module, name: str):
+    """Within the block, `captured[name]` holds the input of the layer's closing ReLU when the layer
+    ends in one (its output is exactly that input clamped), else the layer's output.
+
+    Why: maximising a ReLU's output gives no gradient where the unit is off at every position, which
+    is common for late channels on a start image; the pre-activation has the same direction of
+    increase and always a gradient (Lucid's `_pre_relu` objectives)."""
+    layer = module_by_name(model, name)
+    captured: dict[str, torch.Tensor] = {}
+    last: dict[str, object] = {}
+
+    def relu_input(module, inputs):  # an in-place ReLU overwrites its input: keep a copy
+        last["pre"] = inputs[0].clone() if getattr(module, "inplace", False) else inputs[0]
+
+    def leaf_called(module, _inputs, _output):
+        last["module"] = module
+
+    def layer_hook(_module, _inputs, output):
+        bounds = _CLAMPS.get(type(last.get("module")))
+        pre = last.get("pre")
+        closing = (bounds is not None and isinstance(pre, torch.Tensor) and pre.shape == output.shape
+                   and torch.equal(pre.detach().clamp(*bounds), output.detach()))
+        captured[name] = pre if closing else output
+
+    leaves = [m for m in layer.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_pre_hook(relu_input) for m in leaves if type(m) in _CLAMPS]
+    handles += [m.register_forward_hook(leaf_called) for m in leaves] + [layer.register_forward_hook(layer_hook)]
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def channel_means(activation: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) or (N, tokens, D) -> (N, C) spatial/token means."""
     if activation.dim() == 4:
