@@ -1,6 +1,6 @@
 """The paper's Fig. 5 from the metrics stage's t-SNE coordinates (`03_metrics/<model>/tsne.csv`):
-natural images as transparent circles coloured by class, each method's FVs as a filled symbol of
-its class colour. An FV that lands inside its class's cloud has features like the real images'."""
+natural images as large translucent circles coloured by class, each method's FVs as a filled
+symbol of its class colour. An FV that lands inside its class's cloud has features like the real images'."""
 
 from __future__ import annotations
 
@@ -54,21 +54,24 @@ def plot(frame: pd.DataFrame, model: str):
     colors = dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "husl", len(labels))))
     fig, ax = plt.subplots(figsize=(7.5, 6))
     natural = frame[frame["kind"] == "natural"]
-    ax.scatter(natural["x"], natural["y"], c=[colors[label] for label in natural["label"]], alpha=0.35, s=28,
-               linewidths=0)
     fvs = frame[frame["kind"] == "fv"]
     for method in ordered_methods(fvs["method"]):
         part = fvs[fvs["method"] == method]
         ax.scatter(part["x"], part["y"], c=[colors[label] for label in part["label"]], marker=MARKERS.get(method, "X"),
-                   s=90, edgecolors="black", linewidths=0.8)
+                   s=90, edgecolors="black", linewidths=0.8, zorder=2)
+    # Real images on top, large and translucent, so that a class with a single real image still shows it.
+    ax.scatter(natural["x"], natural["y"], c=[colors[label] for label in natural["label"]], alpha=0.55, s=160,
+               linewidths=0, zorder=3)
     class_handles = [plt.Line2D([], [], marker="o", linestyle="", color=colors[label], label=label) for label in labels]
     method_handles = [plt.Line2D([], [], marker=MARKERS.get(m, "X"), linestyle="", color="0.3", markeredgecolor="black",
                                  markersize=8, label=method_name(m)) for m in ordered_methods(fvs["method"])]
-    method_handles.append(plt.Line2D([], [], marker="o", linestyle="", color="0.3", alpha=0.35,
+    method_handles.append(plt.Line2D([], [], marker="o", linestyle="", color="0.3", alpha=0.55, markersize=11,
                                      label=f"real images ({len(natural)})"))
-    legend = ax.legend(handles=class_handles, title="class", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    ax.add_artist(legend)
-    ax.legend(handles=method_handles, title="image", loc="lower left", bbox_to_anchor=(1.01, 0), frameon=False)
+    # A figure legend: bbox_inches="tight" sizes the saved figure to include it.
+    fig.legend(handles=class_handles, title="class", loc="upper left", bbox_to_anchor=(1.0, 0.97), frameon=False,
+               ncol=1 if len(labels) <= 12 else 2)
+    ax.legend(handles=method_handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), frameon=False,
+              ncol=len(method_handles))
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(f"t-SNE of {model} penultimate features")
