@@ -79,13 +79,21 @@ def diff(old, new, prefix: str = "") -> list[str]:
 
 def config_changes(record: dict, config: dict) -> list[str]:
     """Recorded settings that the current config changes. A record's parameters hold config
-    sections by name (`generate`, `references`, ...) or all a stage read under `config`."""
+    sections by name (`generate`, `references`, ...) or all a stage read under `config`. A section
+    may be recorded in part (a generation job records its own method's settings only): the keys
+    it holds are what the stage read, so only those are compared."""
     params = record.get("parameters") or {}
     recorded = {k: v for k, v in params.items() if k in config and isinstance(v, dict)}
     recorded.update({k: v for k, v in (params.get("config") or {}).items() if k in config})
     if record.get("stage") in CONFIG_SEED_STAGES and record.get("seed") is not None:
         recorded["seed"] = record["seed"]
-    return [line for key in sorted(recorded) for line in diff(recorded[key], config[key], f"{key}.")]
+    return [line for key in sorted(recorded) for line in diff(recorded[key], _part_read(recorded[key], config[key]), f"{key}.")]
+
+
+def _part_read(recorded, current):
+    if isinstance(recorded, dict) and isinstance(current, dict):
+        return {k: current.get(k, "<absent>") for k in recorded}
+    return current
 
 
 def code_notes(records: dict[str, dict]) -> list[Finding]:
@@ -104,7 +112,8 @@ def code_notes(records: dict[str, dict]) -> list[Finding]:
 
 def snakemake_plan(root: Path, run_name: str, configfiles: list[str]) -> list[Finding]:
     """Outputs Snakemake would make or remake for this run, and the rules it would run."""
-    command = ["snakemake", "--summary", "--cores", "1", "--configfile", *configfiles, "--config", f"run={run_name}"]
+    command = [sys.executable, "-m", "snakemake", "--summary", "--cores", "1", "--configfile", *configfiles,
+               "--config", f"run={run_name}"]  # the Snakemake installed beside this Python, PATH or not
     try:
         done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as exc:
