@@ -4,9 +4,6 @@
 # so Snakemake never deletes finished targets of an interrupted job: a re-run resumes).
 
 
-REFERENCE_METHODS = ("vital", "vital_lrp")  # the methods that match reference images
-
-
 def _unsupported(model, method):
     spec = get_spec(model)
     if method == "vital_lrp" and spec.relevance.composite is None:
@@ -53,12 +50,9 @@ def maco_size(model):
 
 
 def generation_config(wildcards):
-    """A generation job's settings: the shared keys of `generate` and its method's own section only,
-    so that changing one method's settings re-runs that method's jobs alone."""
-    gen = config["generate"]
-    section = "vital" if wildcards.method.startswith("vital") else wildcards.method
-    return stage_config("models", generate={k: gen[k] for k in ("batch_size", "checkpoint_every", "mixed_precision",
-                                                                  section) if k in gen})
+    """A generation job's settings: only what its method reads, so that changing one method's
+    settings re-runs that method's jobs alone."""
+    return stage_config("models", generate=job_settings(config["generate"], wildcards.method))
 
 
 def generation_inputs(wildcards, targets):

@@ -22,6 +22,7 @@ from PIL import Image
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.loop import Checkpointer, optimise
+from vitalstudy.fv.settings import REFERENCE_METHODS
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.provenance import code_version, package_versions
@@ -37,17 +38,6 @@ def method_classes() -> dict:
 
     return {"vital": VitalMethod, "vital_lrp": VitalMethod, "fourier": FourierMethod, "maco": MacoMethod,
             "deepinversion": DeepInversionMethod}
-
-
-REFERENCE_METHODS = ("vital", "vital_lrp")  # methods that read stage-1 references
-
-
-def method_config(generate_config: dict, method: str) -> dict:
-    """A method's settings: its own section (`generate.vital` serves vital and vital_lrp), plus
-    the loop keys shared by every method."""
-    section = "vital" if method.startswith("vital") else method
-    shared = {k: generate_config[k] for k in ("checkpoint_every",) if k in generate_config}
-    return {**shared, **generate_config.get(section, {})}
 
 
 def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int) -> dict[str, Path]:

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vitalstudy.fv.bench import batch_size_for
-    from vitalstudy.fv.generate import method_config, run_job
+    from vitalstudy.fv.generate import run_job
+    from vitalstudy.fv.settings import method_config
     from vitalstudy.models import get_spec, load_model
     from vitalstudy.models.features import resolve_device
 

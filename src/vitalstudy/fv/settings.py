@@ -1,0 +1,24 @@
+"""Which part of the `generate` config a generation job reads. Kept free of torch so that the
+workflow can import it to give each job exactly its own settings (and re-run only those jobs
+whose settings changed)."""
+
+from __future__ import annotations
+
+REFERENCE_METHODS = ("vital", "vital_lrp")  # methods that read stage-1 references
+SHARED_KEYS = ("batch_size", "checkpoint_every", "mixed_precision")  # read by every method's jobs
+
+
+def method_section(method: str) -> str:
+    """`generate.vital` serves vital and vital_lrp; every other method has a section of its name."""
+    return "vital" if method.startswith("vital") else method
+
+
+def job_settings(generate_config: dict, method: str) -> dict:
+    """The keys of `generate` a job of `method` reads: the shared keys and its method's section."""
+    return {k: generate_config[k] for k in (*SHARED_KEYS, method_section(method)) if k in generate_config}
+
+
+def method_config(generate_config: dict, method: str) -> dict:
+    """A method's settings: its own section, plus the loop keys shared by every method."""
+    shared = {k: generate_config[k] for k in ("checkpoint_every",) if k in generate_config}
+    return {**shared, **generate_config.get(method_section(method), {})}
