@@ -44,9 +44,15 @@ def _with_defaults(validator_class):
 _Validator = _with_defaults(Draft202012Validator)
 
 
+@lru_cache(maxsize=None)
+def packaged_schema(name: str) -> dict:
+    """A JSON schema shipped in vitalstudy/schemas (workflow/schemas links to the same files).
+    Cached: treat the result as read-only."""
+    return yaml.safe_load(resources.files("vitalstudy.schemas").joinpath(name).read_text(encoding="utf-8"))
+
+
 def schema() -> dict:
-    text = resources.files("vitalstudy.schemas").joinpath("config.schema.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return packaged_schema("config.schema.yaml")
 
 
 def _key(path) -> str:

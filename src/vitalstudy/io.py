@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,19 @@ def write_json(path: str | os.PathLike, data) -> None:
 
 def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def persistent_secret(env: str, path: str | os.PathLike) -> bytes:
+    """A secret from the environment variable `env`, else a random one kept in `path` (created once,
+    owner-only from the start) so that later runs reuse it."""
+    if os.environ.get(env):
+        return os.environ[env].encode("utf-8")
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip().encode("utf-8")
 
 
 def save_png(path: str | os.PathLike, image) -> None:

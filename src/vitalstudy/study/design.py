@@ -4,13 +4,13 @@ answer key, and how an export's column headers map onto questions and fields."""
 from __future__ import annotations
 
 import csv
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.io import read_json
 from vitalstudy.study.answers import parse_timestamp
 
 FIXED_FIELDS = ("participant_id", "subset", "started_at", "submitted_at")
@@ -108,7 +108,8 @@ def load_design(manifest_path: Path, codebook_path: Path, answer_key_path: Path)
 
 
 def read_json_file(path: Path):
+    """`vitalstudy.io.read_json`, with an unreadable file reported as an error naming it."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return read_json(path)
     except (OSError, ValueError) as exc:
         raise VitalStudyError(f"{path}: cannot read JSON ({exc})") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import json
 import re
 import shutil
@@ -68,6 +69,12 @@ class InputFile:
     sha256: str = ""
     notes: list[str] = field(default_factory=list)
     side_files: dict[str, str] = field(default_factory=dict)  # path -> sha256, e.g. a SQLite -wal file
+
+    def read_bytes(self) -> bytes:
+        """The file's bytes, read once; the provenance records the sha256 of exactly these."""
+        data = self.path.read_bytes()
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        return data
 
     def record(self) -> dict:
         return {"path": str(self.path), "sha256": self.sha256, "format": self.format, "encoding": self.encoding,
@@ -149,7 +156,7 @@ def _csv_records(text: str, delimiter: str = ","):
 
 def read_csv(source: InputFile, design: StudyDesign) -> list[Submission]:
     source.format = "CSV export"
-    text, source.encoding = decode_bytes(source.path.read_bytes())
+    text, source.encoding = decode_bytes(source.read_bytes())
     delimiter = sniff_delimiter(text)
     if delimiter != ",":
         source.notes.append(f"cells separated by {delimiter!r}")
@@ -197,7 +204,7 @@ def _csv_submission(source, line, headers, columns, cells, raw, error) -> Submis
 
 def read_json(source: InputFile, design: StudyDesign) -> list[Submission]:
     """A static-form download (one object) or the server's admin export (a list of objects)."""
-    data = source.path.read_bytes()
+    data = source.read_bytes()
     try:
         text, source.encoding = decode_bytes(data)
         payload = json.loads(text)
@@ -290,9 +297,10 @@ def discover(paths: list[Path], simulated: bool) -> list[InputFile]:
 
 
 def read_file(source: InputFile, design: StudyDesign) -> list[Submission]:
-    source.sha256 = sha256_file(source.path)
+    """The file's submissions; each reader records the sha256 of the bytes it parsed."""
     reader = READERS.get(source.path.suffix.lower())
     if reader is None:
+        source.sha256 = sha256_file(source.path)
         sub = Submission(str(source.path), 1, source.simulated)
         sub.problem = Problem("unsupported_file", detail="not .csv, .json or a SQLite database (.sqlite, .db)")
         return [sub]

@@ -157,6 +157,15 @@ class Builder:
     key: dict[str, dict] = field(default_factory=dict)
     _targets: dict[str, dict] = field(default_factory=dict)
     _rankings: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # section -> target -> rows
+    _references: dict[str, list[dict]] = field(default_factory=dict)  # target -> stage-1 reference rows
+    _queries: dict[tuple[str, str], dict] = field(default_factory=dict)  # (section, target) -> queries
+
+    def reference_rows(self, target: str) -> list[dict]:
+        """The target's stage-1 references, read once (every slot of the target shows them)."""
+        if target not in self._references:
+            path = references_path(self.run_dir, self.spec.model, target)
+            self._references[target] = json.loads(path.read_text())["references"]
+        return self._references[target]
 
     def target_meta(self, target: str) -> dict:
         """The stage-1 target object, read from an FV sidecar or the references file."""
@@ -197,15 +206,19 @@ class Builder:
         return {**self.bank.add(source), "role": role}
 
     def references(self, target: str, count: int) -> list[dict]:
-        data = json.loads(references_path(self.run_dir, self.spec.model, target).read_text())
         out = []
-        for ref in data["references"][:count]:
+        for ref in self.reference_rows(target)[:count]:
             view = ref.get("view") or {}
             out.append(self.natural(ref, "reference", view.get("crop_box"), bool(view.get("flip"))))
         return out
 
     def queries(self, section: Section, target: str) -> dict:
         """High / low query rows and the top-ranked rows, once per (section, target)."""
+        if (section.section_id, target) not in self._queries:
+            self._queries[section.section_id, target] = self._pick_queries(section, target)
+        return self._queries[section.section_id, target]
+
+    def _pick_queries(self, section: Section, target: str) -> dict:
         if section.section_id not in self._rankings:
             if self.scorer is None:
                 raise VitalStudyError(f"{self.spec.where(section)}: 2AFC queries need a model to rank images")
@@ -213,8 +226,7 @@ class Builder:
             rows = sample_candidates(read_index(self.run_dir), section.candidates, f"{seed}:candidates")
             metas = {t: self.target_meta(t) for t in section.targets}
             self._rankings[section.section_id] = rank_images(rows, self.scorer(metas))
-        refs_file = references_path(self.run_dir, self.spec.model, target)
-        used = {r["image_id"] for r in json.loads(refs_file.read_text())["references"]}
+        used = {r["image_id"] for r in self.reference_rows(target)}
         ranked = query_candidates(self._rankings[section.section_id][target], used)
         pool = section.query_pool
         needed = 2 * pool + (section.references if section.catch_trials else 0)

@@ -14,6 +14,9 @@ from pathlib import Path
 from vitalstudy.study.forms_html import visible
 
 INTERPRETER = Path(__file__).parent / "static" / "google_form.gs"
+# The titles of the Google Form's fixed items; a CSV export names its columns by them.
+PARTICIPANT_ITEM = "Participant ID [participant_id]"
+SUBSET_ITEM = "Choose a part [subset]"
 
 
 def item_title(question: dict, field_name: str) -> str:
@@ -70,8 +73,8 @@ def form_description(manifest: dict) -> dict:
     return {
         "title": manifest["title"],
         "description": manifest["welcome"] + "\n\n" + manifest["instructions"],
-        "participant_item": "Participant ID [participant_id]",
-        "subset_item": "Choose a part [subset]",
+        "participant_item": PARTICIPANT_ITEM,
+        "subset_item": SUBSET_ITEM,
         "shared": shared,
         "branches": branches,
         "tail": tail,

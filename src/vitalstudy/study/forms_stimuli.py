@@ -12,14 +12,13 @@ import hashlib
 import hmac
 import io
 import json
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.io import persistent_secret
 
 KEY_ENV = "VITALSTUDY_BLINDING_KEY"
 NATURAL_MAX_SIDE = 256  # reference crops and query photos are shown as thumbnails
@@ -30,14 +29,7 @@ def blinding_key(private_dir: Path) -> bytes:
 
     Reusing the key keeps stimulus names, and so the manifest version, stable across rebuilds.
     """
-    if os.environ.get(KEY_ENV):
-        return os.environ[KEY_ENV].encode()
-    path = private_dir / "blinding.key"
-    if not path.exists():
-        private_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32) + "\n")
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
+    return persistent_secret(KEY_ENV, private_dir / "blinding.key")
 
 
 @dataclass(frozen=True)

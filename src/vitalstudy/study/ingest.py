@@ -24,15 +24,13 @@ import csv
 import hashlib
 import hmac
 import json
-import os
-import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.io import atomic_path, write_json
+from vitalstudy.io import atomic_path, persistent_secret, write_json
 from vitalstudy.provenance import Provenance
 from vitalstudy.study.answers import PARSERS, AnswerError, infer_day_first, parse_timestamp
 from vitalstudy.study.design import StudyDesign, load_design
@@ -55,15 +53,7 @@ EXCLUSION_COLUMNS = ["participant", "reason", "detail", "source_file", "source_r
 def participant_salt(salt_env: str, out_dir: Path) -> bytes:
     """The pseudonymisation salt: from the environment variable `salt_env`, else a random salt kept in
     a file of the output folder (created once, owner-only) so that re-runs give the same pseudonyms."""
-    if os.environ.get(salt_env):
-        return os.environ[salt_env].encode("utf-8")
-    path = out_dir / SALT_FILE
-    if not path.exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return path.read_text().strip().encode("utf-8")
+    return persistent_secret(salt_env, out_dir / SALT_FILE)
 
 
 def pseudonym(raw_id: str, salt: bytes) -> str:

@@ -39,7 +39,7 @@ import numpy as np
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import atomic_path
-from vitalstudy.study.forms_gas import form_description, item_title
+from vitalstudy.study.forms_gas import PARTICIPANT_ITEM, SUBSET_ITEM, item_title
 from vitalstudy.study.answers import parse_timestamp
 
 HELD_OUT_MODEL = "efficientnet_lite2"
@@ -86,7 +86,7 @@ def judge_stimuli(manifest: dict, answer_key: dict, forms_dir: Path, model_name:
     fvs = {s["stimulus_id"]: (s, q) for q in manifest["questions"] for s in q["stimuli"] if s["role"] == "fv"}
     if not fvs:
         return {}
-    judgements = {}
+    judgements, reference_means = {}, {}
     for sid, (stimulus, question), probs in zip(fvs, fvs.values(), probabilities([s for s, _ in fvs.values()])):
         target = answer_key["questions"].get(question["question_id"], {}).get("target")
         if target in classes:
@@ -96,7 +96,10 @@ def judge_stimuli(manifest: dict, answer_key: dict, forms_dir: Path, model_name:
             if not references:
                 raise VitalStudyError(f"manifest question {question['question_id']}: target {target!r} is no "
                                       "ImageNet class and the question has no reference images to compare with")
-            p_true = float(torch.minimum(probs, probabilities(references).mean(0)).sum())
+            key = tuple(s["stimulus_id"] for s in references)  # every method's question shows the same ones
+            if key not in reference_means:
+                reference_means[key] = probabilities(references).mean(0)
+            p_true = float(torch.minimum(probs, reference_means[key]).sum())
         top = int(probs.argmax())
         name, alternative = classes.name(top), classes.wordnet_names[top].replace("_", " ")
         judgements[sid] = Judgement(p_true, name, (alternative,) if alternative != name else ())
@@ -228,10 +231,9 @@ def answer_question(rater: Rater, question: dict, judgement: Judgement | None, t
 
 def google_forms_headers(manifest: dict) -> list[tuple[str, str, str]]:
     """(header, question id, field) in form order, titled as the forms stage titles the Google Form's items."""
-    description = form_description(manifest)
-    headers = [("Timestamp", "", "submitted_at"), (description["participant_item"], "", "participant_id")]
+    headers = [("Timestamp", "", "submitted_at"), (PARTICIPANT_ITEM, "", "participant_id")]
     if manifest.get("subsets"):
-        headers.append((description["subset_item"], "", "subset"))
+        headers.append((SUBSET_ITEM, "", "subset"))
     return headers + [(item_title(q, f["field"]), q["question_id"], f["field"])
                       for q in manifest["questions"] for f in q["fields"]]
 
@@ -246,6 +248,7 @@ def simulate_export(manifest: dict, answer_key: dict, judgements: dict[str, Judg
     end = min(parse_timestamp(window["end"]), start + timedelta(days=30)) if window else start + timedelta(days=30)
     subsets = manifest.get("subsets") or [None]
     headers = google_forms_headers(manifest)
+    strengths = {q["question_id"]: question_strength(q, judgements) for q in manifest["questions"]}
     rows = []
     for i, role in enumerate(roles):
         rater, subset = Rater(role, rng), subsets[i % len(subsets)]
@@ -254,7 +257,7 @@ def simulate_export(manifest: dict, answer_key: dict, judgements: dict[str, Judg
                   "participant_id": f"sim-{i + 1:04d}", "subset": subset or ""}
         for q in manifest["questions"]:
             if q.get("subset") in (None, subset):
-                answers = answer_question(rater, q, question_strength(q, judgements),
+                answers = answer_question(rater, q, strengths[q["question_id"]],
                                           answer_key["questions"].get(q["question_id"], {}))
                 values.update({(q["question_id"], k): v for k, v in answers.items()})
         rows.append([values.get((qid, fld) if qid else fld, "") for _, qid, fld in headers])

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from vitalstudy.config import packaged_schema
 from vitalstudy.errors import VitalStudyError
-
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "study.schema.yaml"
-
-SECTION_TYPES = ("likert_word", "likert_references", "free_label", "two_afc", "demographics")
+from vitalstudy.study.answers import parse_timestamp
 
 DEFAULT_PROMPTS = {
     "likert_word": "How well does the image reflect the word '{word}'?",
@@ -117,9 +114,8 @@ def _field_path(error: jsonschema.ValidationError) -> str:
 
 
 def _schema_errors(raw: Any, path: Path) -> None:
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
     validator = jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        packaged_schema("study.schema.yaml"), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
     errors = sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -186,7 +182,7 @@ def _cross_check(path: Path, spec: StudySpec) -> None:
         if sid not in ids:
             problems.append(f"exclusions.straightlining.sections[{j}]: no section '{sid}'")
     window = spec.window
-    if window and datetime.fromisoformat(window["start"]) >= datetime.fromisoformat(window["end"]):
+    if window and parse_timestamp(window["start"]) >= parse_timestamp(window["end"]):
         problems.append("window: start must be before end")
     if problems:
         raise StudySpecError("invalid study spec:\n" + "\n".join(f"{path}: {p}" for p in problems))

