@@ -69,14 +69,17 @@ def _alpha_png(alpha: torch.Tensor) -> Image.Image:
 
 def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
             method_config: dict, device: torch.device, batch_size: int, weights: str | None = None,
-            mixed_precision: bool = False, concepts: list[dict] | None = None, log=print) -> JobResult:
-    """Generate every target of the job; returns the files read and one record per target (paths, sha256)."""
+            mixed_precision: bool = False, concepts: list[dict] | None = None, log=print,
+            model: torch.nn.Module | None = None) -> JobResult:
+    """Generate every target of the job; returns the files read and one record per target (paths, sha256).
+    `model`: the loaded model when the caller has it already (else it is loaded from `weights`)."""
     run_dir = Path(run_dir)
     classes = method_classes()
     if method_name not in classes:
         raise VitalStudyError(f"generate: unknown method {method_name!r}; known: {', '.join(classes)}")
     spec = get_spec(model_name)
-    model = load_model(model_name, weights=weights, device=device)
+    if model is None:
+        model = load_model(model_name, weights=weights, device=device)
     method = classes[method_name](method_name, spec, model, method_config, run_dir, device)
     targets = [parse_target(t, concepts) for t in target_ids]
     references = {t.id: _references(run_dir, model_name, t) if method_name in REFERENCE_METHODS else []

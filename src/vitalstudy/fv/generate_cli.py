@@ -33,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
                                    "generate": gen}, seed=args.seed, device=str(device))
     weights = cfg.get("models", {}).get("weights", {}).get(args.model)
     spec = get_spec(args.model)
-    batch = batch_size_for(spec, load_model(args.model, weights=weights, device=device), args.method, device,
-                           gen.get("batch_size", "auto"))
+    model = load_model(args.model, weights=weights, device=device)
+    batch = batch_size_for(spec, model, args.method, device, gen.get("batch_size", "auto"))
     result = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(gen, args.method),
                       device, batch, weights=weights, mixed_precision=gen.get("mixed_precision", False),
-                      concepts=cfg.get("concepts"))
+                      concepts=cfg.get("concepts"), model=model)
     for path in result.inputs:
         prov.add_input(path)
     for record in result.records:

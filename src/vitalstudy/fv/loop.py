@@ -115,7 +115,9 @@ def optimise(parameterisation: Parameterisation, objective: Objective, to_model_
     optimizer_class = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam}[settings.optimizer]
     optimizer = optimizer_class([params], lr=settings.lr, betas=tuple(settings.betas))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings))
-    grad_sum = torch.zeros(params.shape[0], *parameterisation.images(params).shape[2:], device=device)
+    with torch.no_grad():
+        image_side = parameterisation.images(params).shape[2:]
+    grad_sum = torch.zeros(params.shape[0], *image_side, device=device)
     losses: list[list[float]] = []
     start_step, elapsed = 0, 0.0
     state = checkpoint.load() if checkpoint else None
@@ -140,11 +142,12 @@ def optimise(parameterisation: Parameterisation, objective: Objective, to_model_
             for transform in transforms:
                 x = transform(x, generators)
             total = total + objective(x)
-        x_plain = to_model_input(pixels)
-        if settings.tv_weight:
-            total = total + settings.tv_weight * total_variation(x_plain)
-        if settings.l2_weight:
-            total = total + settings.l2_weight * l2_norm(x_plain)
+        if settings.tv_weight or settings.l2_weight:
+            x_plain = to_model_input(pixels)
+            if settings.tv_weight:
+                total = total + settings.tv_weight * total_variation(x_plain)
+            if settings.l2_weight:
+                total = total + settings.l2_weight * l2_norm(x_plain)
         total.sum().backward()
         grad_sum += pixels.grad.detach().abs().mean(dim=1)
         optimizer.step()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from vitalstudy.models.preprocessing import denormalize
 from vitalstudy.models.registry import ModelSpec
 
 
@@ -20,9 +21,7 @@ class NormalisedPixels:
         return torch.stack([torch.randn(3, self.size, self.size, generator=g) for g in generators])
 
     def images(self, params: torch.Tensor) -> torch.Tensor:
-        std = torch.tensor(self.spec.std, device=params.device).view(1, 3, 1, 1)
-        mean = torch.tensor(self.spec.mean, device=params.device).view(1, 3, 1, 1)
-        return params * std + mean
+        return denormalize(self.spec, params)
 
     def project_(self, params: torch.Tensor) -> None:
         params.copy_(torch.maximum(torch.minimum(params, self.high.to(params.device)), self.low.to(params.device)))

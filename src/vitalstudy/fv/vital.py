@@ -63,7 +63,11 @@ class VitalObjective:
 def relevance_weights(relevance: RelevanceMaps, x: torch.Tensor, names: list[str], start: Start,
                       importance: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
     """W = min-max(relevance) per (image, channel), times the references' channel importance."""
-    raw = relevance(x, names, start)
+    return weights_from_relevance(relevance(x, names, start), importance)
+
+
+def weights_from_relevance(raw: dict[str, torch.Tensor],
+                           importance: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
     weights = {}
     for name, r in raw.items():
         positions = tuple(range(2, r.dim())) if r.dim() == 4 else (1,)
@@ -133,7 +137,7 @@ class VitalMethod:
                 raw = self.relevance(chunk, names, start)
                 for n, r in raw.items():  # spatial max per channel
                     importance[n].append(as_channels_by_positions(r).amax(dim=-1).cpu())
-                weights = relevance_weights(self.relevance, chunk, names, start, None)
+                weights = weights_from_relevance(raw, None)  # the same relevance, not a second pass
             with torch.no_grad(), capture_outputs(self.model, names) as acts:
                 self.model(chunk)
                 for n in names:
