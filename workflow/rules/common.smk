@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from vitalstudy.config import validate
 from vitalstudy.errors import ConfigError
 from vitalstudy.fv.settings import REFERENCE_METHODS, job_settings
+from vitalstudy.metrics.images import method_not_applicable
 from vitalstudy.models.registry import get_spec
 from vitalstudy.references.targets import class_targets, concept_targets, neuron_targets, parse_target
 

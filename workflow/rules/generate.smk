@@ -4,15 +4,6 @@
 # so Snakemake never deletes finished targets of an interrupted job: a re-run resumes).
 
 
-def _unsupported(model, method):
-    spec = get_spec(model)
-    if method == "vital_lrp" and spec.relevance.composite is None:
-        return spec.relevance.reason
-    if method == "deepinversion" and not spec.has_batchnorm:
-        return "DeepInversion needs BatchNorm statistics (the paper marks it n/a)"
-    return None
-
-
 def generation_jobs():
     """[(model, method, seed, batch id, targets)] for the configured methods, skipping the
     (model, method) pairs the method cannot serve, with a note."""
@@ -20,7 +11,7 @@ def generation_jobs():
     jobs = []
     for model in MODELS:
         for method in gen["methods"]:
-            reason = _unsupported(model, method)
+            reason = method_not_applicable(method, get_spec(model), "class")
             if reason:
                 print(f"note: {method} skipped for {model}: {reason}", file=sys.stderr)
                 continue
