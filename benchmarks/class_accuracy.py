@@ -42,12 +42,15 @@ def main() -> int:
     args = parser.parse_args()
     classes = imagenet_classes()
     cpu = torch.device("cpu")
+    judges = {}  # judge name -> model, loaded on first use and reused for every method
     for method in args.methods:
         keys = [FVKey(method, t, s) for t in args.targets for s in args.seeds]
         fvs = load_fvs(Path(args.run_dir) / "02_fv", args.model, keys)
         truth = np.array([classes.index(k.target) for k in keys])
         for judge in (args.model, args.held_out):
-            logits = forward_fvs(load_model(judge), get_spec(judge), [f.image for f in fvs], cpu, 16).logits
+            if judge not in judges:
+                judges[judge] = load_model(judge)
+            logits = forward_fvs(judges[judge], get_spec(judge), [f.image for f in fvs], cpu, 16).logits
             top1 = topk_hits(logits, truth, 1).mean() * 100
             top5 = topk_hits(logits, truth, 5).mean() * 100
             print(f"{method}: {judge} top-1 {top1:.1f} %, top-5 {top5:.1f} % over {len(keys)} images")

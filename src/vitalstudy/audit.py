@@ -54,19 +54,28 @@ def _resolve(root: Path, path: str) -> Path:
     return Path(path) if Path(path).is_absolute() else root / path
 
 
-def check_files(name: str, record: dict, root: Path) -> list[Finding]:
-    """Re-hash every input and output the record lists."""
+def check_files(name: str, record: dict, root: Path, digests: dict[Path, str] | None = None) -> list[Finding]:
+    """Re-hash every input and output the record lists. `digests` ({resolved path: sha256}) caches
+    the hashes across the records of one audit: a file several records list is read once."""
+    digests = {} if digests is None else digests
     found = []
     for kind, entries in (("input", record["inputs"]), ("output", record["outputs"])):
         for path, digest in entries.items():
             actual = _resolve(root, path)
             if not actual.is_file():
                 found.append(Finding(True, f"{name}: {kind} {path} is missing"))
-            elif sha256_file(actual) != digest:
+            elif _digest(actual, digests) != digest:
                 what = "changed since the stage read it (its outputs are stale)" if kind == "input" else \
                     "differs from what the stage wrote (modified or tampered)"
                 found.append(Finding(True, f"{name}: {kind} {path} {what}"))
     return found
+
+
+def _digest(path: Path, digests: dict[Path, str]) -> str:
+    key = path.resolve()
+    if key not in digests:
+        digests[key] = sha256_file(path)
+    return digests[key]
 
 
 def diff(old, new, prefix: str = "") -> list[str]:
@@ -228,6 +237,7 @@ def audit(run_dir: Path, config: dict, root: Path, configfiles: list[str], plan:
         return [Finding(True, f"{run_dir} is not a folder")]
     found: list[Finding] = []
     records: dict[str, dict] = {}
+    digests: dict[Path, str] = {}  # file hashes shared by the records' checks
     for path in find_records(run_dir):
         name = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         try:
@@ -239,7 +249,7 @@ def audit(run_dir: Path, config: dict, root: Path, configfiles: list[str], plan:
             found.append(Finding(True, f"{name}: not a provenance record (keys {', '.join(sorted(RECORD_KEYS))} expected)"))
             continue
         records[name] = record
-        found += check_files(name, record, root)
+        found += check_files(name, record, root, digests)
         found += [Finding(True, f"{name}: setting changed since the stage ran: {c}") for c in config_changes(record, config)]
     if not records:
         found.append(Finding(True, f"{run_dir}: no provenance records found"))

@@ -4,6 +4,7 @@
 # of its spec. Model figures read stage 2 images and stage 3 t-SNE coordinates. Every call also
 # writes 06_figures/<study|model>/_provenance/<name>.json. Reads config keys seed, figures,
 # generate.methods, generate.seeds, study.studies (and metrics, when the metrics stage is present).
+from vitalstudy.metrics.images import FVKey
 from vitalstudy.study.spec import load_spec
 
 FIGURES = f"{RUN}/06_figures"
@@ -128,7 +129,7 @@ def grid_images(wildcards):
     (method, target) no job plans (DeepInversion on an inner neuron or a ViT) is an empty cell."""
     planned = {(m, t) for (model, m, s, _), targets in GENERATION_JOBS.items()
                if model == wildcards.model and s == str(GRID_SEED) for t in targets}
-    paths = [f"{RUN}/02_fv/{wildcards.model}/{m}/{t}/seed{GRID_SEED}.png" for m in GRID_METHODS
+    paths = [FVKey(m, t, GRID_SEED).png(f"{RUN}/02_fv", wildcards.model) for m in GRID_METHODS
              for t in grid_targets(wildcards.model, wildcards.kind) if (m, t) in planned]
     return fv_inputs(paths, f"figure grid_{wildcards.kind}")
 

@@ -13,11 +13,11 @@ METRIC_FILES = ("accuracy", "predictions", "clip", "fid", "cosy", "path_similari
 
 
 def fv_files(wildcards):
-    """The generation job records that write every FV (PNG + sidecar) the metrics of {model} read."""
+    """The generation job records that write every FV (PNG + sidecar) the metrics of {model} read.
+    The job that writes an FV's PNG writes its sidecar too, so the PNGs name every record."""
     keys = planned_images(config["generate"], get_spec(wildcards.model), class_targets(config),
                           neuron_targets(config, wildcards.model))
-    paths = [p for k in keys for p in (k.png(FV_ROOT, wildcards.model), k.sidecar(FV_ROOT, wildcards.model))]
-    return fv_inputs(paths, "metrics")
+    return fv_inputs([k.png(FV_ROOT, wildcards.model) for k in keys], "metrics")
 
 
 def neuron_references(wildcards):

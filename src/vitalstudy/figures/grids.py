@@ -14,13 +14,14 @@ from PIL import Image
 from vitalstudy.figures.methods import method_name
 from vitalstudy.figures.style import placeholder
 from vitalstudy.io import read_json
+from vitalstudy.metrics.images import FVKey
 from vitalstudy.references.targets import parse_target
 
 CELL = 1.6  # inches per image
 
 
 def fv_path(fv_root: str | os.PathLike, model: str, method: str, target: str, seed: int) -> Path:
-    return Path(fv_root) / model / method / target / f"seed{seed}.png"
+    return FVKey(method, target, seed).png(fv_root, model)
 
 
 def target_title(target: str) -> str:

@@ -8,14 +8,12 @@ label, the word of a Likert item, the unit id of an inner neuron) and `number` t
 from __future__ import annotations
 
 import os
-import re
 
 import pandas as pd
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import read_json
-
-_CLASS_ID = re.compile(r"^n[0-9]{8}$")
+from vitalstudy.study.spec import is_class_target
 
 
 class StudyFiles:
@@ -42,9 +40,6 @@ class StudyFiles:
         rows["number"] = [self.questions[q]["number"] for q in rows["question_id"]]
         rows["section_id"] = [self.questions[q]["section_id"] for q in rows["question_id"]]
         return rows.reset_index(drop=True)
-
-    def section_ids(self, section_type: str) -> list[str]:
-        return [s["section_id"] for s in self.manifest["sections"] if s["type"] == section_type]
 
     def section(self, section_id: str) -> dict:
         for section in self.manifest["sections"]:
@@ -74,7 +69,7 @@ class StudyFiles:
         merged = merged[[not self.key[q].get("catch", False) for q in merged["question_id"]]].copy()
         merged["correct"] = [float(v == self.key[q]["correct_choice"]) for q, v in zip(merged["question_id"], merged["value"])]
         merged["confidence"] = pd.to_numeric(merged["confidence"], errors="coerce")
-        merged["unit"] = ["class" if _CLASS_ID.match(t) else "inner neuron" for t in merged["target"]]
+        merged["unit"] = ["class" if is_class_target(t) else "inner neuron" for t in merged["target"]]
         return merged.reset_index(drop=True)
 
     def demographics(self) -> tuple[pd.DataFrame, int]:

@@ -8,7 +8,6 @@ paper), with fixed metadata so a re-run with the same inputs gives the same PDF 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import matplotlib
 
@@ -45,7 +44,6 @@ def save(fig, png: str | os.PathLike, pdf: str | os.PathLike | None = None) -> N
 
 
 def save_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
 

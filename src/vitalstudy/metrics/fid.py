@@ -30,7 +30,11 @@ def _scaled_centered(x: np.ndarray) -> np.ndarray:
 
 def trace_sqrt_product(a: np.ndarray, b: np.ndarray) -> float:
     """tr sqrt(S_a S_b) for the sample covariances of feature sets a (n, d) and b (m, d)."""
-    ca, cb = _scaled_centered(a), _scaled_centered(b)
+    return _trace_sqrt_product_centered(_scaled_centered(a), _scaled_centered(b))
+
+
+def _trace_sqrt_product_centered(ca: np.ndarray, cb: np.ndarray) -> float:
+    """trace_sqrt_product from the `_scaled_centered` feature sets."""
     if min(len(ca), len(cb)) <= ca.shape[1]:
         # S_a S_b = A^T A B^T B has the non-zero eigenvalues of (A B^T)(A B^T)^T: squared singular values.
         return float(np.linalg.svd(ca @ cb.T, compute_uv=False).sum())
@@ -46,9 +50,10 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 2 or len(b) < 2:
         return math.nan
     diff = np.asarray(a, np.float64).mean(axis=0) - np.asarray(b, np.float64).mean(axis=0)
-    trace_a = float((_scaled_centered(a) ** 2).sum())
-    trace_b = float((_scaled_centered(b) ** 2).sum())
-    return float(diff @ diff + trace_a + trace_b - 2 * trace_sqrt_product(a, b))
+    ca, cb = _scaled_centered(a), _scaled_centered(b)
+    trace_a = float((ca ** 2).sum())
+    trace_b = float((cb ** 2).sum())
+    return float(diff @ diff + trace_a + trace_b - 2 * _trace_sqrt_product_centered(ca, cb))
 
 
 def mmd2_unbiased(a: np.ndarray, b: np.ndarray) -> float:

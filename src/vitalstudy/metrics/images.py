@@ -19,7 +19,6 @@ from PIL import Image, UnidentifiedImageError
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.models.registry import ModelSpec
 
-METHODS = ("vital", "vital_lrp", "fourier", "maco", "deepinversion")
 SIDECAR_FIELDS = ("model", "method", "target", "seed", "resolution", "hyperparameters", "compute", "versions")
 COMPUTE_FIELDS = ("steps", "forward_passes", "backward_passes", "seconds", "device")
 METRIC_POOLS = ("metric", "both")

@@ -30,13 +30,16 @@ def rank_correlations(fv_means: np.ndarray, fv_wnids: list[str], natural_means: 
     """
     profiles = class_profiles(natural_means, natural_wnids)
     natural_arr = np.asarray(natural_wnids)
+    other_profiles = {}  # wnid -> mean profile of the other classes' images, None when there are none
+    for wnid in dict.fromkeys(fv_wnids):
+        others = natural_means[natural_arr != wnid]
+        other_profiles[wnid] = others.mean(axis=0) if len(others) else None
     same, other = np.full(len(fv_means), np.nan), np.full(len(fv_means), np.nan)
     for i, (vector, wnid) in enumerate(zip(fv_means, fv_wnids, strict=True)):
         if wnid in profiles:
             same[i] = spearmanr(vector, profiles[wnid]).statistic
-        others = natural_means[natural_arr != wnid]
-        if len(others):
-            other[i] = spearmanr(vector, others.mean(axis=0)).statistic
+        if other_profiles[wnid] is not None:
+            other[i] = spearmanr(vector, other_profiles[wnid]).statistic
     return same, other
 
 
