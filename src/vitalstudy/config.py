@@ -99,6 +99,7 @@ def validate(config: dict, check_paths: bool = True) -> dict:
 
 def _check_semantics(config: dict, check_paths: bool) -> None:
     from vitalstudy.data.classes import imagenet_classes
+    from vitalstudy.fv.registry import METHODS
     from vitalstudy.models.registry import REGISTRY
 
     models = config["models"]
@@ -113,6 +114,10 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
         models["weights"][name] = path = expand_env(path, f"models.weights.{name}")
         if check_paths and not Path(path).is_file():
             raise ConfigError(f"models.weights.{name}: weight file {path} does not exist")
+
+    for i, name in enumerate(config["generate"]["methods"]):
+        if name not in METHODS:
+            raise ConfigError(f"generate.methods[{i}]: unknown method {name!r}; known: {', '.join(METHODS)}")
 
     images = config["images"]
     if images["source"] in ("folder", "imagenet"):
