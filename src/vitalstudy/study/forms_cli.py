@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--completion-code", default="COMPLETED", help="code shown after submitting")
     parser.add_argument("--completion-url", help="link shown after submitting; {code} is replaced")
     parser.add_argument("--max-bytes", type=int, default=256 * 1024, help="largest accepted submission")
+    parser.add_argument("--origin", action="append", default=[],
+                        help="public origin the form pages are reached at behind a proxy, e.g. "
+                             "https://study.example.org (repeatable); submissions from other origins are refused")
 
 
 def _forms(args) -> int:
@@ -78,6 +81,7 @@ def _serve(args) -> int:
         args.forms, args.db, args.host, args.port,
         admin_token=os.environ.get(args.admin_token_env) or None,
         completion_code=args.completion_code, completion_url=args.completion_url, max_bytes=args.max_bytes,
+        origins=tuple(args.origin),
     )
     host, port = server.server_address[:2]
     print(f"serving {args.forms} on http://{host}:{port}/ (database {args.db})", flush=True)
