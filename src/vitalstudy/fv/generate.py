@@ -23,6 +23,7 @@ from PIL import Image
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.loop import Checkpointer, optimise
 from vitalstudy.fv.registry import get_method
+from vitalstudy.layout import RunLayout
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.provenance import code_version, package_versions
@@ -31,8 +32,7 @@ from vitalstudy.seeding import derive_seed
 
 
 def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int) -> dict[str, Path]:
-    base = Path(run_dir) / "02_fv" / model / method / target
-    return {"png": base / f"seed{seed}.png", "alpha": base / f"seed{seed}_alpha.png", "json": base / f"seed{seed}.json"}
+    return RunLayout(run_dir).fv.files(model, method, target, seed)
 
 
 SIDECAR_FORMAT = 2  # outputs written in an older sidecar format are regenerated, not reused
@@ -100,7 +100,7 @@ class JobResult:
 
 
 def _references_path(run_dir: Path, model: str, target: Target) -> Path:
-    return run_dir / "01_references" / model / f"{target.id}.json"
+    return RunLayout(run_dir).references.json(model, target.id)
 
 
 def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
@@ -118,7 +118,7 @@ def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerpri
     generators = [torch.Generator().manual_seed(derive_seed(seed, spec.name, method.name, t.id, *([j] if j else [])))
                   for t in batch for j in range(per)]
     batch_fp = _fingerprint([fingerprints[t.id] for t in batch])
-    checkpoint = Checkpointer(run_dir / "02_fv" / spec.name / method.name / "_work" / f"seed{seed}-{batch_fp}.pt",
+    checkpoint = Checkpointer(RunLayout(run_dir).fv.work(spec.name, method.name) / f"seed{seed}-{batch_fp}.pt",
                               batch_fp, plan.settings.checkpoint_every)
     log(f"generate: {spec.name} {method.name} seed {seed}: {', '.join(t.id for t in batch)} on {device}")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mixed_precision and device.type == "cuda" else nullcontext()

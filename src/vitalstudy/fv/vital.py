@@ -27,6 +27,7 @@ from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.pixels import NormalisedPixels, RollJitter
 from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.relevance import RelevanceMaps, Start, minmax
+from vitalstudy.layout import RunLayout
 from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype, sort_match_loss
 from vitalstudy.models.features import capture_outputs
 from vitalstudy.models.registry import HookedLayer, ModelSpec
@@ -96,7 +97,7 @@ class VitalMethod:
 
     def __init__(self, name: str, spec: ModelSpec, model, config: dict, run_dir: Path, device: torch.device):
         self.name, self.spec, self.model, self.config = name, spec, model, config
-        self.cache_dir, self.device = Path(run_dir) / "02_fv" / spec.name / "_prototypes", device
+        self.cache_dir, self.device = RunLayout(run_dir).fv.prototypes(spec.name), device
         self.attribution = config.get("attribution", "lrp") if get_method(name).needs_lrp else None
         self.relevance = RelevanceMaps(spec, model, self.attribution) if self.attribution else None
 
