@@ -23,7 +23,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.study.submission import InvalidSubmission, validate
+from vitalstudy.study.assignment import Assigner, study_key
+from vitalstudy.study.forms_html import completion_page, message_page
+from vitalstudy.study.submission import PARTICIPANT, InvalidSubmission, validate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -116,10 +118,13 @@ class StudyServer(ThreadingHTTPServer):
         self.completion_code = completion_code
         self.completion_url = completion_url
         self.max_bytes = max_bytes
+        self.assigner: Assigner | None = None  # set by make_server when the study has subsets
 
     def server_close(self) -> None:
         super().server_close()
         self.store.conn.close()
+        if self.assigner:
+            self.assigner.close()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -148,9 +153,8 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, obj) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json")
 
-    def _html(self, status: int, title: str, text: str) -> None:
-        page = f"<!doctype html><meta charset=utf-8><title>{title}</title><main>{text}</main>"
-        self._send(status, page.encode(), "text/html; charset=utf-8")
+    def _html(self, status: int, title: str, text: str, page: str | None = None) -> None:
+        self._send(status, (page or message_page(title, text)).encode(), "text/html; charset=utf-8")
 
     def do_GET(self):  # noqa: N802 - http.server naming
         url = urlsplit(self.path)
@@ -170,12 +174,9 @@ class Handler(BaseHTTPRequestHandler):
     def _complete(self, submission_id: str) -> None:
         if not self.server.store.exists(submission_id):
             return self._html(404, "Unknown submission", "<p>No submission with this id was received.</p>")
-        code = html.escape(self.server.completion_code)
-        text = f"<h1>Thank you!</h1><p>Your answers were received. Completion code: <strong id=code>{code}</strong></p>"
-        if self.server.completion_url:
-            url = html.escape(self.server.completion_url.replace("{code}", self.server.completion_code))
-            text += f'<p><a id=return href="{url}">Return to the study platform</a></p>'
-        self._html(200, "Thank you", text)
+        url = self.server.completion_url
+        url = url.replace("{code}", self.server.completion_code) if url else None
+        self._html(200, "Thank you", "", completion_page(self.server.manifest["title"], self.server.completion_code, url))
 
     def _export(self, path: str, query: dict) -> None:
         expected = self.server.admin_token
@@ -189,7 +190,30 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, submissions)
         self._send(200, export_csv(submissions, self.server.codebook).encode(), "text/csv; charset=utf-8")
 
+    def _assign(self, path: str) -> None:
+        """POST /api/assign {participant_id}: the participant's subset (the server decides, stably);
+        POST /api/decline {participant_id}: forget the assignment of someone who declined consent."""
+        if not self.server.assigner:
+            return self._json(404, {"error": "this study has no subsets"})
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+            if not 0 <= length <= 4096:
+                raise ValueError
+            pid = json.loads(self.rfile.read(length)).get("participant_id")
+        except (ValueError, AttributeError, RecursionError):
+            self.close_connection = True
+            return self._json(400, {"error": "expected a small JSON object {participant_id}"})
+        if not isinstance(pid, str) or not PARTICIPANT.match(pid):
+            return self._json(400, {"error": "participant_id: expected 1-128 letters, digits or _.@+-"})
+        if path == "/api/decline":
+            self.server.assigner.release(pid)
+            return self._json(200, {"status": "forgotten"})
+        subset = self.server.assigner.assign(pid)
+        self._json(200, {"subset": subset, "page": f"subset-{subset}.html"})
+
     def do_POST(self):  # noqa: N802 - http.server naming
+        if urlsplit(self.path).path in ("/api/assign", "/api/decline"):
+            return self._assign(urlsplit(self.path).path)
         if urlsplit(self.path).path != "/api/submit":
             return self._json(404, {"error": "not found"})
         try:
@@ -206,6 +230,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(400, {"error": str(exc)})
         except (ValueError, RecursionError):  # undecodable bytes, bad JSON, absurd nesting
             return self._json(400, {"error": "not valid JSON"})
+        assigned = self.server.assigner.assigned(payload["participant_id"]) if self.server.assigner else None
+        if assigned not in (None, payload["subset"]):
+            return self._json(409, {"error": f"this participant id was assigned part {assigned}, not {payload['subset']}"})
         try:
             outcome = self.server.store.insert(payload)
         except Conflict:
@@ -216,10 +243,20 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(forms_dir: Path, db: Path, host: str = "127.0.0.1", port: int = 8000, *,
-                admin_token: str | None = None, completion_code: str = "COMPLETED",
+                admin_token: str | None = None, completion_code: str | None = None,
                 completion_url: str | None = None, max_bytes: int = 256 * 1024) -> StudyServer:
-    """A ready server (call ``serve_forever``); fails clearly when the bundle is incomplete."""
+    """A ready server (call ``serve_forever``); fails clearly when the bundle is incomplete.
+
+    The completion code and URL default to the spec's ``completion`` (``private/completion.json``).
+    """
     for name in ("manifest.json", "codebook.csv"):
         if not (forms_dir / name).is_file():
             raise VitalStudyError(f"{forms_dir / name}: missing; point --forms at a built forms/ directory")
-    return StudyServer((host, port), forms_dir, Store(db), admin_token, completion_code, completion_url, max_bytes)
+    private = forms_dir.parent / "private"
+    completion = json.loads((private / "completion.json").read_text()) if (private / "completion.json").is_file() else {}
+    server = StudyServer((host, port), forms_dir, Store(db), admin_token,
+                         completion_code or completion.get("code") or "COMPLETED",
+                         completion_url or completion.get("url"), max_bytes)
+    if server.manifest["subsets"]:
+        server.assigner = Assigner(db, server.manifest["subsets"], study_key(private))
+    return server
