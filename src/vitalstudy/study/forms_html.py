@@ -31,8 +31,12 @@ def visible(manifest: dict, subset: str | None) -> list[dict]:
 
 
 def question_label(q: dict) -> str:
+    """How a screen names one of its answers ("image b" when a question rates several); the
+    progress bar, not a section's Q number, tells participants where they are."""
     position = q["question_id"].split("@")[0].split(".")[2:]
-    return f"Q{q['number']}" + (f" ({position[0]})" if position else "")
+    if q["type"] == "demographics":
+        return q["prompt"]
+    return f"image {position[0]}" if position else "this question"
 
 
 def _img(stimulus: dict, alt: str, size: str) -> str:
@@ -88,14 +92,14 @@ def _group(questions: list[dict]) -> str:
     """One numbered question: its prompt and references once, then each rated stimulus."""
     first = questions[0]
     refs = [s for s in first["stimuli"] if s["role"] == "reference"]
-    head = f'<p class="prompt">Q{first["number"]}. {esc(first["prompt"])}</p>'
+    head = f'<p class="prompt">{esc(first["prompt"])}</p>'
     if first["type"] == "two_afc":
         return f'<div class="question">{head}{_two_afc(first)}</div>'
     body = (f'<div class="gallery refs">{"".join(_img(s, "reference image", "tile small") for s in refs)}</div>'
             if refs else "")
     for q in questions:
         fvs = "".join(_img(s, "image to rate", "tile large") for s in q["stimuli"] if s["role"] == "fv")
-        caption = f'<p class="caption">{esc(question_label(q))}</p>' if len(questions) > 1 else ""
+        caption = f'<p class="caption">{esc(question_label(q)).capitalize()}</p>' if len(questions) > 1 else ""
         body += f'<div class="item">{caption}{fvs}<div class="answer">{_widget(q)}</div></div>'
     return f'<div class="question">{head}{body}</div>'
 
@@ -255,7 +259,7 @@ def render_index(manifest: dict, assignment_salt: str) -> str:
         f"<script>{(STATIC / 'assign.js').read_text()}</script>"
     )
     body = (
-        f'<div class="page"><div class="intro">{esc(manifest["welcome"])}</div>'
+        '<div class="page"><div class="intro">Please enter your participant ID to begin.</div>'
         '<form id="entry" novalidate><label class="field"><span>Participant ID</span>'
         '<input type="text" id="participant_id" name="participant_id" maxlength="128" autocomplete="off" '
         'autocapitalize="none" spellcheck="false"></label>'

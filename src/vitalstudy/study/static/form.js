@@ -23,7 +23,8 @@
   var given = (prolific && prolific.PROLIFIC_PID) || params.get("participant_id");
   if (given) { pid.value = given; pid.readOnly = true; }
 
-  var state = {current: 0, values: {}, timings: {}, startedAt: null, submissionId: null, submitted: null};
+  var state = {subset: meta.subset, current: 0, values: {}, timings: {}, startedAt: null, submissionId: null,
+               submitted: null};
   var shownAt = Date.now(), sending = false;
 
   // ---------------------------------------------------------------- saving and restoring
@@ -63,7 +64,7 @@
   // Resume: answers back in their inputs, then the screen the participant was on.
   function restore() {
     var old = saved();
-    if (!old || !(old.submitted || old.current > 0)) return false;
+    if (!old || !(old.submitted || (old.current > 0 && old.subset === meta.subset))) return false;
     if (old.submitted && hosted) {
       window.location.replace("complete?submission=" + encodeURIComponent(old.submitted));
       return true;
@@ -192,7 +193,7 @@
     fetch("api/submit", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(data)})
       .then(function (r) {
         if (r.ok) {
-          state = {submitted: data.submission_id, current: 0, values: {}, timings: {}};  // answers leave the device
+          state = {subset: meta.subset, submitted: data.submission_id, current: 0, values: {}, timings: {}};  // answers leave the device
           save();
           window.location.href = "complete?submission=" + encodeURIComponent(data.submission_id);
           return;
@@ -227,6 +228,9 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (body) {
         if (body && body.subset && body.subset !== meta.subset) {
+          // their own page opens past the welcome screen they have just read
+          state = {subset: body.subset, current: 1, values: {}, timings: {}, startedAt: isoNow(), submissionId: null};
+          save();
           params.set("participant_id", pid.value.trim());
           window.location.replace(body.page + "?" + params.toString());
           return;
@@ -251,11 +255,13 @@
   var known = {};
   meta.questions.forEach(function (q) { known[q.question_id] = true; });
   function record(e) {
+    if (e.target.id === "consent_agree") status.textContent = "";
     var name = e.target.name || "";
     if (!name || name === "participant_id") return;
     var qid = name.split(":")[0];
     if (known[qid]) state.timings[qid] = Date.now() - shownAt;
     state.values[name] = value(name);
+    status.textContent = "";
     save();
   }
   form.addEventListener("change", record);
