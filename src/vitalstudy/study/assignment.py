@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,9 +68,9 @@ def static_subset(salt: str, participant_id: str, subsets: Sequence[str]) -> str
 
 
 class Assigner:
-    """Least-filled assignment over the server's SQLite database (its own connection; the choice and
-    the insert happen in one ``BEGIN IMMEDIATE`` transaction, so concurrent starts cannot both take
-    the last free place)."""
+    """Least-filled assignment over the server's SQLite database: its own connection, used by one
+    thread at a time, and the choice and the insert in one ``BEGIN IMMEDIATE`` transaction, so
+    concurrent starts (threads or processes) cannot both take the last free place."""
 
     def __init__(self, db: Path, subsets: Sequence[str], key: bytes, hold_seconds: float = HOLD_SECONDS,
                  clock: Callable[[], float] = time.time):
@@ -78,10 +79,14 @@ class Assigner:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute(SCHEMA)
+        self.lock = threading.Lock()
 
     def fill(self) -> dict[str, int]:
         """Submissions per subset plus participants assigned within the hold time who have not submitted."""
-        now = self.clock()
+        with self.lock:
+            return self._fill(self.clock())
+
+    def _fill(self, now: float) -> dict[str, int]:
         fill = dict.fromkeys(self.subsets, 0)
         submitted = {participant_key(p): s for p, s in
                      self.conn.execute("SELECT participant_id, subset FROM submissions")}
@@ -94,13 +99,18 @@ class Assigner:
         return fill
 
     def assigned(self, participant_id: str) -> str | None:
-        row = self.conn.execute("SELECT subset FROM assignments WHERE participant_key = ?",
-                                (participant_key(participant_id),)).fetchone()
+        with self.lock:
+            row = self.conn.execute("SELECT subset FROM assignments WHERE participant_key = ?",
+                                    (participant_key(participant_id),)).fetchone()
         return row[0] if row else None
 
     def assign(self, participant_id: str) -> str:
         """This participant's subset: the one given before, else the least-filled one now."""
-        pkey, now = participant_key(participant_id), self.clock()
+        pkey = participant_key(participant_id)
+        with self.lock:
+            return self._assign(pkey, participant_id.strip(), self.clock())
+
+    def _assign(self, pkey: str, participant_id: str, now: float) -> str:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             row = self.conn.execute("SELECT subset FROM assignments WHERE participant_key = ?", (pkey,)).fetchone()
@@ -109,8 +119,8 @@ class Assigner:
                 subset = row[0]
             else:
                 stored = self.conn.execute("SELECT subset FROM submissions WHERE participant_id = ? COLLATE NOCASE",
-                                           (participant_id.strip(),)).fetchone()
-                subset = stored[0] if stored else least_filled(self.fill(), tie_order(self.key, pkey, self.subsets))
+                                           (participant_id,)).fetchone()
+                subset = stored[0] if stored else least_filled(self._fill(now), tie_order(self.key, pkey, self.subsets))
                 self.conn.execute("INSERT INTO assignments VALUES (?, ?, ?, ?)", (pkey, subset, now, now))
             self.conn.execute("COMMIT")
         except BaseException:
@@ -122,9 +132,11 @@ class Assigner:
         """Forget a participant who declined consent (nothing about them is kept); a stored
         submission keeps its assignment."""
         pkey = participant_key(participant_id)
-        submitted = {participant_key(p) for (p,) in self.conn.execute("SELECT participant_id FROM submissions")}
-        if pkey not in submitted:
-            self.conn.execute("DELETE FROM assignments WHERE participant_key = ?", (pkey,))
+        with self.lock:
+            submitted = {participant_key(p) for (p,) in self.conn.execute("SELECT participant_id FROM submissions")}
+            if pkey not in submitted:
+                self.conn.execute("DELETE FROM assignments WHERE participant_key = ?", (pkey,))
 
     def close(self) -> None:
-        self.conn.close()
+        with self.lock:
+            self.conn.close()
