@@ -43,6 +43,7 @@ OVERFLOW = """() => {
   if (document.documentElement.scrollWidth > w) out.push('document scrollWidth ' + document.documentElement.scrollWidth);
   return out;
 }"""
+SHOWN_IMAGES_LOADED = "() => [...document.images].filter(i => i.getClientRects().length).every(i => i.complete)"
 # What a finger must hit: buttons, links styled as buttons, text boxes, selects, and the label around
 # each radio / tick box (the box itself is only part of the target).
 SMALL_TARGETS = """() => {
@@ -91,7 +92,7 @@ def stored(db):
 
 def check_page(page, artifacts, name):
     """No overflow, no small touch target, and a screenshot of the whole page."""
-    page.wait_for_function("() => [...document.images].every(i => i.complete)")
+    page.wait_for_function(SHOWN_IMAGES_LOADED)
     assert page.evaluate(OVERFLOW) == [], name
     assert page.evaluate(SMALL_TARGETS) == [], name
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
@@ -212,7 +213,7 @@ def test_two_afc_visualizations_are_as_large_as_the_photos(browser, bundle):
         page.goto((forms / "subset-1.html").as_uri())
         page.evaluate("document.querySelectorAll('section.page').forEach(p => p.hidden = p.dataset.kind !== 'two_afc' "
                       "|| p !== document.querySelector('section.page[data-kind=two_afc]'))")
-        page.wait_for_function("() => [...document.images].every(i => i.complete)")
+        page.wait_for_function(SHOWN_IMAGES_LOADED)
         fvs = [page.locator("section.page:not([hidden]) .gallery:not(.queries) img").nth(i).bounding_box()
                for i in range(page.locator("section.page:not([hidden]) .gallery:not(.queries) img").count())]
         photos = [page.locator("section.page:not([hidden]) .queries img").nth(i).bounding_box() for i in range(2)]

@@ -33,17 +33,16 @@ def visible(manifest: dict, subset: str | None) -> list[dict]:
 def question_label(q: dict) -> str:
     """How a screen names one of its answers ("image b" when a question rates several); the
     progress bar, not a section's Q number, tells participants where they are."""
-    position = q["question_id"].split("@")[0].split(".")[2:]
     if q["type"] == "demographics":
         return q["prompt"]
-    return f"image {position[0]}" if position else "this question"
+    return f"image {q['position']}" if q.get("position") else "this question"
 
 
 def _img(stimulus: dict, alt: str, size: str) -> str:
     """An image letterboxed into a square tile (``size``: tile class); tap or click enlarges it."""
     return (
         f'<button type="button" class="zoom {size}" data-zoom aria-label="Enlarge {esc(alt)}">'
-        f'<img src="{esc(stimulus["file"])}" alt="{esc(alt)}"></button>'
+        f'<img src="{esc(stimulus["file"])}" alt="{esc(alt)}" loading="lazy"></button>'
     )
 
 
@@ -244,7 +243,7 @@ def render_form(manifest: dict, subset: str | None, forbidden: Iterable[str]) ->
         f'<form id="study" novalidate>{"".join(pages)}<p id="status" role="status"></p></form>'
         '<div id="done" class="page" hidden><h2>Thank you!</h2><p></p></div>'
         '<div id="declined" class="page" hidden><h2>Thank you</h2><p></p></div>'
-        '<dialog id="zoom"><img alt="enlarged image"><p>Tap anywhere to close</p></dialog>'
+        '<dialog id="zoom"><p>Tap anywhere to close</p></dialog>'
     )
     return _document(manifest["title"], body, script)
 

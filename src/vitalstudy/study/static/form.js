@@ -271,7 +271,9 @@
     var target = e.target.closest ? e.target.closest("[data-action], [data-zoom]") : null;
     if (!target) return;
     if (target.hasAttribute("data-zoom")) {
-      zoom.querySelector("img").src = target.querySelector("img").src;
+      var big = zoom.querySelector("img") || zoom.insertBefore(document.createElement("img"), zoom.firstChild);
+      big.src = target.querySelector("img").src;
+      big.alt = "enlarged " + target.querySelector("img").alt;
       zoom.showModal();
       return;
     }
