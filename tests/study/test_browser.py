@@ -124,6 +124,22 @@ def answer_screen(page, touch, choice="B", rating="4", text="a cup of coffee"):
     return current
 
 
+def answer_to_the_end(page, touch, **answers):
+    """Answer the shown screen and every later one, stopping on the screen with Submit."""
+    while True:
+        answer_screen(page, touch, **answers)
+        if shown(page).locator("[data-action=submit]").count():
+            return
+        press(next_button(page), touch)
+
+
+def welcome_and_consent(page, touch):
+    """Start on the welcome screen, tick the consent box, continue to the first question."""
+    press(next_button(page), touch)
+    (press(shown(page).locator("label.tick"), touch) if touch else page.check("#consent_agree"))
+    press(next_button(page), touch)
+
+
 def kind(page):
     return shown(page).get_attribute("data-kind")
 
@@ -230,9 +246,7 @@ def test_reload_mid_study_resumes_at_the_same_question_with_answers_kept(browser
     page.goto(f"{base}/?PROLIFIC_PID=resume-1&STUDY_ID=s1&SESSION_ID=x1")
     page.wait_for_url("**/subset-*.html?*")
     subset = page.url.split("subset-")[1].split(".html")[0]
-    press(next_button(page), True)
-    press(shown(page).locator("label.tick"), True)
-    press(next_button(page), True)
+    welcome_and_consent(page, True)
     for _ in range(3):  # questions 1-3 answered (rating 2 / choice A), question 4 half answered
         answer_screen(page, True, choice="A", rating="2", text="an espresso")
         press(next_button(page), True)
@@ -255,11 +269,7 @@ def test_reload_mid_study_resumes_at_the_same_question_with_answers_kept(browser
         assert texts.nth(i).input_value() == "an espresso"
     for _ in range(3):
         press(next_button(page), True)
-    while True:  # the rest with other answers
-        answer_screen(page, True)
-        if shown(page).locator("[data-action=submit]").count():
-            break
-        press(next_button(page), True)
+    answer_to_the_end(page, True)  # the rest with other answers
     press(next_button(page), True)
     page.wait_for_url("**/complete?submission=*")
     payload = json.loads(stored(db)[0][0][2])
@@ -319,14 +329,8 @@ def test_submit_retries_on_network_errors_and_stores_once(browser, bundle, serve
     page.route("**/api/submit", flaky)
     page.goto(f"{base}/?participant_id=retry-1")
     page.wait_for_url("**/subset-*.html?*")
-    press(next_button(page), False)
-    press(shown(page).locator("label.tick"), False)
-    press(next_button(page), False)
-    while True:
-        answer_screen(page, False)
-        if shown(page).locator("[data-action=submit]").count():
-            break
-        press(next_button(page), False)
+    welcome_and_consent(page, False)
+    answer_to_the_end(page, False)
     press(next_button(page), False)
     page.wait_for_selector("#status:has-text('Trying again')")
     page.wait_for_url("**/complete?submission=*", timeout=15_000)
@@ -345,9 +349,7 @@ def test_unanswered_questions_block_the_next_screen(browser, bundle, server):
     press(next_button(page), False)
     assert "letters, digits" in page.inner_text("#status")
     page.fill("#participant_id", "walk-in-1")
-    press(next_button(page), False)
-    page.check("#consent_agree")
-    press(next_button(page), False)
+    welcome_and_consent(page, False)
     press(next_button(page), False)
     assert page.inner_text("#status") == "Please answer: this question"  # the free label of screen 1
 
@@ -383,14 +385,8 @@ def test_opened_from_disk_offers_a_json_download(browser, bundle, tmp_path):
     page = context.new_page()
     page.goto((forms / "subset-3.html").as_uri())
     page.fill("#participant_id", "offline-7")
-    press(next_button(page), False)
-    page.check("#consent_agree")
-    press(next_button(page), False)
-    while True:
-        answer_screen(page, False)
-        if shown(page).locator("[data-action=submit]").count():
-            break
-        press(next_button(page), False)
+    welcome_and_consent(page, False)
+    answer_to_the_end(page, False)
     with page.expect_download() as download:
         press(next_button(page), False)
     saved = tmp_path / "response.json"
@@ -411,14 +407,8 @@ def test_on_a_static_host_without_server_the_answers_can_be_downloaded(browser, 
         page = context.new_page()
         page.goto(f"http://127.0.0.1:{static.server_address[1]}/?participant_id=static-1")
         page.wait_for_url("**/subset-*.html?*")  # the static rule: no api/assign here
-        press(next_button(page), False)
-        page.check("#consent_agree")
-        press(next_button(page), False)
-        while True:
-            answer_screen(page, False)
-            if shown(page).locator("[data-action=submit]").count():
-                break
-            press(next_button(page), False)
+        welcome_and_consent(page, False)
+        answer_to_the_end(page, False)
         press(next_button(page), False)
         page.locator("#download").wait_for()
         assert "could not be stored here (501)" in page.inner_text("#status")
