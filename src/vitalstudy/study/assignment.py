@@ -6,7 +6,7 @@ a subset's fill is its stored submissions plus the participants still working on
 than ``hold_seconds`` ago and not yet submitted; someone who gave up frees the place after that).
 Ties are broken by an HMAC of the participant id under the study's secret key (``private/``), so
 neither the public spec nor the code predicts which subset a given id gets. The same id always gets
-the same subset back (stable on reload; ids compared trimmed and case-folded, as ingestion does).
+the same subset back (stable on reload; ids compared normalised, as the server stores them).
 
 Without a server (a static form opened from disk or a static host) there is no shared count: the
 entry page assigns by a keyed hash of the participant id alone (``static_subset``), balanced only
@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vitalstudy.study.forms_stimuli import blinding_key
+from vitalstudy.study.safetext import normalise_participant_id
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS assignments (
@@ -33,7 +34,8 @@ HOLD_SECONDS = 2 * 3600  # a participant who has not submitted within this time 
 
 
 def participant_key(participant_id: str) -> str:
-    return participant_id.strip().casefold()
+    """Ids are compared as the server stores them (NFKC, trimmed, case-folded)."""
+    return normalise_participant_id(participant_id)
 
 
 def study_key(private_dir: Path) -> bytes:
@@ -108,9 +110,9 @@ class Assigner:
         """This participant's subset: the one given before, else the least-filled one now."""
         pkey = participant_key(participant_id)
         with self.lock:
-            return self._assign(pkey, participant_id.strip(), self.clock())
+            return self._assign(pkey, self.clock())
 
-    def _assign(self, pkey: str, participant_id: str, now: float) -> str:
+    def _assign(self, pkey: str, now: float) -> str:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             row = self.conn.execute("SELECT subset FROM assignments WHERE participant_key = ?", (pkey,)).fetchone()
@@ -118,8 +120,8 @@ class Assigner:
                 self.conn.execute("UPDATE assignments SET touched_at = ? WHERE participant_key = ?", (now, pkey))
                 subset = row[0]
             else:
-                stored = self.conn.execute("SELECT subset FROM submissions WHERE participant_id = ? COLLATE NOCASE",
-                                           (participant_id,)).fetchone()
+                stored = self.conn.execute("SELECT subset FROM submissions WHERE participant_id = ?",
+                                           (pkey,)).fetchone()
                 subset = stored[0] if stored else least_filled(self._fill(now), tie_order(self.key, pkey, self.subsets))
                 self.conn.execute("INSERT INTO assignments VALUES (?, ?, ?, ?)", (pkey, subset, now, now))
             self.conn.execute("COMMIT")

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.study.assignment import Assigner, study_key
 from vitalstudy.study.forms_html import completion_page, message_page
-from vitalstudy.study.safetext import csv_cell
+from vitalstudy.study.safetext import csv_cell, normalise_participant_id
 from vitalstudy.study.submission import PARTICIPANT, InvalidSubmission, validate
 
 SCHEMA = """
@@ -416,7 +416,7 @@ class Handler(BaseHTTPRequestHandler):
             pid = json.loads(self.rfile.read(length).decode("utf-8")).get("participant_id")
         except (ValueError, AttributeError, RecursionError):
             return self._json(400, {"error": "expected a JSON object {participant_id}"})
-        if not isinstance(pid, str) or not PARTICIPANT.match(pid):
+        if not isinstance(pid, str) or not PARTICIPANT.fullmatch(normalise_participant_id(pid)):
             return self._json(400, {"error": "participant_id: expected 1-128 letters, digits or _.@+-"})
         if path == "/api/decline":
             self.server.assigner.release(pid)

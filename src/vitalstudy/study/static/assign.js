@@ -13,7 +13,7 @@
   var given = params.get("PROLIFIC_PID") || params.get("participant_id");
 
   function staticSubset(id) {
-    var bytes = new TextEncoder().encode(cfg.salt + id.trim().toLowerCase()), h = 0x811c9dc5;
+    var bytes = new TextEncoder().encode(cfg.salt + id.normalize("NFKC").trim().toLowerCase()), h = 0x811c9dc5;
     for (var i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
     return cfg.subsets[h % cfg.subsets.length];
   }
