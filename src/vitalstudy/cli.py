@@ -41,15 +41,16 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
 
 
 def _register_models(args: argparse.Namespace) -> None:
-    """A job's stage config carries the config's resolved model declarations (models.declare):
-    make them known before the stage asks for a model by name."""
-    stage_config = getattr(args, "stage_config", None)
-    if stage_config:
-        import json
+    """A job's stage config (or --models) carries the config's resolved model declarations
+    (models.declare): make them known before the stage asks for a model by name."""
+    import json
 
-        from vitalstudy.models.registry import register_declared
+    from vitalstudy.models.registry import register_declared
 
-        register_declared(json.loads(stage_config).get("models"))
+    if getattr(args, "stage_config", None):
+        register_declared(json.loads(args.stage_config).get("models"))
+    if getattr(args, "models", None):  # stages that read the config's models section alone
+        register_declared(json.loads(args.models))
 
 
 def main(argv: list[str] | None = None) -> int:
