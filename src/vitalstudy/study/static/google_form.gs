@@ -54,7 +54,7 @@ function buildForm() {
 }
 
 // ---------------------------------------------------------------- balanced assignment (web app)
-// The rule of vitalstudy.study.assignment: a new participant id gets the least-filled part, where a
+// The rule of the collection server (study/assignment.py): a new participant id gets the least-filled part, where a
 // part's fill is its submitted responses plus participants assigned less than HOLD_MS ago who have
 // not submitted; ties are broken by an HMAC of the id under a key this project keeps secret (made by
 // buildForm). The same id always gets the same part back.
