@@ -15,6 +15,7 @@ from vitalstudy.errors import VitalStudyError
 # name -> (module, one-line help). Stage modules live beside the code they drive.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("vitalstudy.config", "validate a config file and print the resolved config"),
+    "preflight": ("vitalstudy.preflight", "list every asset (weights, images, CLIP, text encoder) a config needs and lacks"),
     "index": ("vitalstudy.data.cli", "list a run's source images with their class and pool"),
     "references": ("vitalstudy.references.cli", "select reference images for targets (stage 1)"),
     "generate": ("vitalstudy.fv.generate_cli", "generate feature visualizations for a batch of targets (stage 2)"),

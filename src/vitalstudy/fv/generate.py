@@ -26,6 +26,8 @@ from vitalstudy.fv.loop import Checkpointer, optimise
 from vitalstudy.fv.settings import REFERENCE_METHODS
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models import get_spec, load_model
+from vitalstudy.progress import log as progress_log
+from vitalstudy.progress import progress
 from vitalstudy.provenance import code_version, package_versions
 from vitalstudy.references.targets import Target, parse_target
 from vitalstudy.seeding import derive_seed
@@ -70,7 +72,7 @@ def _alpha_png(alpha: torch.Tensor) -> Image.Image:
 
 def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
             method_config: dict, device: torch.device, batch_size: int | str, weights: str | None = None,
-            mixed_precision: bool = False, concepts: list[dict] | None = None, log=print,
+            mixed_precision: bool = False, concepts: list[dict] | None = None, log=progress_log,
             model: torch.nn.Module | None = None) -> JobResult:
     """Generate every target of the job; returns the files read and one record per target (paths, sha256).
     `batch_size`: images per optimisation batch, or "auto": the run's recorded one (fv.bench).
@@ -103,10 +105,14 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
                                                      mixed_precision, log), log)
     # batch_size counts images: methods that optimise several images per target take fewer targets.
     targets_per_batch = max(1, int(batch_size) // per) if todo else 0
-    for group in groups.values():
-        for start in range(0, len(group), targets_per_batch):
-            _run_batch(run_dir, spec, method, group[start:start + targets_per_batch], references, fingerprints, seed,
-                       device, batch_size, mixed_precision, log)
+    batches = [group[start:start + targets_per_batch] for group in groups.values()
+               for start in range(0, len(group), targets_per_batch)]
+    with progress(total=len(todo), desc=f"generate {model_name} {method_name} seed {seed}: targets",
+                  unit="target") as done:
+        for number, batch in enumerate(batches, 1):
+            _run_batch(run_dir, spec, method, batch, references, fingerprints, seed, device, batch_size,
+                       mixed_precision, log, f"batch {number}/{len(batches)}")
+            done.update(len(batch))
     read = [_references_path(run_dir, model_name, t) for t in targets if method_name in REFERENCE_METHODS]
     return JobResult(inputs=[str(p) for p in read + asset_files],
                      records=[_record(run_dir, model_name, method_name, t.id, seed) for t in targets],
@@ -144,7 +150,7 @@ def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
 
 
 def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerprints, seed, device, batch_size,
-               mixed_precision, log) -> None:
+               mixed_precision, log, name: str) -> None:
     plan = method.plan(batch, references)
     per = plan.images_per_target
     generators = [torch.Generator().manual_seed(derive_seed(seed, spec.name, method.name, t.id, *([j] if j else [])))
@@ -154,9 +160,10 @@ def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerpri
                               batch_fp, plan.settings.checkpoint_every)
     log(f"generate: {spec.name} {method.name} seed {seed}: {', '.join(t.id for t in batch)} on {device}")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mixed_precision and device.type == "cuda" else nullcontext()
-    with autocast:
+    with autocast, progress(total=plan.settings.steps, desc=f"  {name} ({len(batch)} targets): steps", unit="step",
+                            leave=False) as steps:
         result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
-                          generators, device, checkpoint)
+                          generators, device, checkpoint, bar=steps)
     for t, target in enumerate(batch):
         i = t * per  # a target's first image
         paths = output_paths(run_dir, spec.name, method.name, target.id, seed)
