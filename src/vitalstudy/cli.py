@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("vitalstudy.fv.generate_cli", "generate feature visualizations for a batch of targets (stage 2)"),
     "maco-spectrum": ("vitalstudy.fv.maco_cli", "the natural-image Fourier magnitude MACO keeps fixed (an asset)"),
     "bench": ("vitalstudy.fv.bench_cli", "measure generation throughput per batch size and pick the fastest"),
+    "plan": ("vitalstudy.estimate", "jobs per stage and estimated device-hours of a config's workflow"),
     "forms": ("vitalstudy.study.forms_cli", "build a study's blinded forms, answer key and codebook (stage 4)"),
     "serve": ("vitalstudy.study.forms_cli", "host a study's forms and collect submissions into SQLite"),
     "metrics": ("vitalstudy.metrics.cli", "automated metrics of FVs and the paper's tables (stage 3)"),
