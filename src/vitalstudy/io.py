@@ -46,15 +46,28 @@ def read_json(path: str | os.PathLike):
 
 def persistent_secret(env: str, path: str | os.PathLike) -> bytes:
     """A secret from the environment variable `env`, else a random one kept in `path` (created once,
-    owner-only from the start) so that later runs reuse it."""
+    owner-only from the start, and complete before it appears: two processes racing to create it
+    end up with the same secret) so that later runs reuse it."""
     if os.environ.get(env):
         return os.environ[env].encode("utf-8")
     path = Path(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-    return path.read_text().strip().encode("utf-8")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0o600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, path)  # atomic, and never replaces a secret another process created first
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    secret = path.read_text().strip().encode("utf-8")
+    if not secret:
+        raise OSError(f"{path}: the secret file is empty; restore it from the study's archive")
+    return secret
 
 
 def save_png(path: str | os.PathLike, image) -> None:

@@ -29,8 +29,7 @@ def visible(manifest: dict, subset: str | None) -> list[dict]:
 
 
 def question_label(q: dict) -> str:
-    position = q["question_id"].split("@")[0].split(".")[2:]
-    return f"Q{q['number']}" + (f" ({position[0]})" if position else "")
+    return f"Q{q['number']}" + (f" ({q['position']})" if q.get("position") else "")
 
 
 def _img(stimulus: dict, alt: str) -> str:
