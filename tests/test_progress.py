@@ -40,3 +40,15 @@ def test_a_terminal_gets_the_redrawn_bar():
     for _ in progress(range(3), desc="forward", stream=screen):
         pass
     assert "\r" in screen.getvalue() and "3/3" in screen.getvalue()
+
+
+def test_nested_bars_in_a_log_carry_no_cursor_moves(monkeypatch):
+    monkeypatch.setenv("VITALSTUDY_PROGRESS_SECONDS", "0")
+    log = io.StringIO()
+    with progress(total=2, desc="targets", stream=log) as outer:
+        for _ in range(2):
+            for _ in progress(range(3), desc="  steps", leave=False, stream=log):
+                pass
+            outer.update()
+    assert "\x1b" not in log.getvalue() and "\r" not in log.getvalue()
+    assert "  steps: 100%" in log.getvalue() and "targets: 100%" in log.getvalue()

