@@ -141,7 +141,7 @@ def generation_work(config: dict) -> list[Work]:
             if not count:
                 continue
             settings = method_config(gen, method)
-            per = int(settings.get("images_per_target", 64)) if method == "deepinversion" else 1
+            per = int(settings.get("images_per_target", 1))  # DeepInversion optimises a batch per target
             work.append(Work(model, method, count // len(gen["seeds"]), len(gen["seeds"]), int(settings["steps"]),
                              int(settings.get("views_per_step", 1)), per, gen["targets_per_job"]))
     return work

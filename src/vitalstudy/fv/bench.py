@@ -165,14 +165,14 @@ def bench_method(method_name: str, spec: ModelSpec, model, config: dict, device:
     from one forward pass of noise, MACO's spectrum flat. Timing does not depend on their values."""
     import numpy as np
 
-    from vitalstudy.fv.generate import method_classes
     from vitalstudy.fv.maco import spectrum_path
-    from vitalstudy.fv.settings import REFERENCE_METHODS
+    from vitalstudy.fv.registry import get_method
     from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype
     from vitalstudy.models.features import capture_outputs
 
-    method = method_classes()[method_name](method_name, spec, model, config, work_dir, device)
-    if method_name in REFERENCE_METHODS:
+    info = get_method(method_name)
+    method = info.method_class()(method_name, spec, model, config, work_dir, device)
+    if info.reads_references:
         def noise_statistics(target, references):
             names = [l.name for l in method.layers(target)]
             noise = torch.rand(1, 3, spec.input_size, spec.input_size, generator=torch.Generator().manual_seed(0))
@@ -183,7 +183,7 @@ def bench_method(method_name: str, spec: ModelSpec, model, config: dict, device:
                 stats["importance"] = {n: torch.ones(p.shape[0]) for n, p in stats["prototypes"].items()}
             return stats
         method.reference_statistics = noise_statistics
-    if method_name == "maco":
+    if info.asset == "maco_spectrum":
         size = int(config.get("resolution") or spec.input_size)
         path = spectrum_path(work_dir, size)
         path.parent.mkdir(parents=True, exist_ok=True)
