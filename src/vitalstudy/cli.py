@@ -54,7 +54,8 @@ def _register_models(args: argparse.Namespace) -> None:
 
     if getattr(args, "stage_config", None):
         register_declared(json.loads(args.stage_config).get("models"))
-    if getattr(args, "models", None):  # stages that read the config's models section alone
+    if isinstance(getattr(args, "models", None), str):  # stages that read the config's models section alone
+        # (`bench --models` is a list of names, not a section)
         register_declared(json.loads(args.models))
 
 
