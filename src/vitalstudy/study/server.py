@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.study.safetext import csv_cell
+from vitalstudy.study.safetext import CSV_LINE_END, csv_cell
 from vitalstudy.study.submission import InvalidSubmission, validate
 
 SCHEMA = """
@@ -115,7 +115,7 @@ def export_csv(submissions: list[dict], codebook: list[dict]) -> str:
     every cell through `safetext.csv_cell` (formulas neutralised as ingestion does, text that cannot
     be encoded shown as U+FFFD), so no stored value can break the export."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator=CSV_LINE_END)
     writer.writerow([csv_cell(c["column_header"]) for c in codebook])
     for s in submissions:
         answers = s.get("answers") if isinstance(s.get("answers"), dict) else {}
