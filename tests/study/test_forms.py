@@ -40,9 +40,9 @@ def test_contract_layout(bundle):
         assert re.fullmatch(r"[a-z_]+\.([0-9a-f]{10}|gender|age)", q["question_id"]), q["question_id"]
         for s in q["stimuli"]:
             assert (forms / s["file"]).is_file() and s["file"] == f"stimuli/{s['stimulus_id']}.png"
-    # shared sections first, then per-subset ones, then demographics
+    # the spec's order
     assert [s["section_id"] for s in manifest["sections"]] == [
-        "likert_word", "likert_references", "free_label", "two_afc", "demographics"]
+        "free_label", "likert_word", "likert_references", "two_afc", "demographics"]
 
 
 def test_latin_square_balances_methods(bundle):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import hmac
-import html
 import io
 import ipaddress
 import json
@@ -34,8 +33,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.study.safetext import CSV_LINE_END, csv_cell
-from vitalstudy.study.submission import InvalidSubmission, validate
+from vitalstudy.study.assignment import Assigner, study_key
+from vitalstudy.study.forms_html import completion_page, message_page
+from vitalstudy.study.safetext import CSV_LINE_END, csv_cell, normalise_participant_id
+from vitalstudy.study.submission import PARTICIPANT, InvalidSubmission, validate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -155,6 +156,7 @@ class StudyServer(ThreadingHTTPServer):
         self.completion_code = completion_code
         self.completion_url = completion_url
         self.max_bytes = max_bytes
+        self.assigner: Assigner | None = None  # set by make_server when the study has subsets
         self.origins = {o.rstrip("/").lower() for o in origins}
         port = self.server_address[1]
         # Bound to loopback, only loopback names may appear in Host (DNS rebinding); otherwise any.
@@ -218,6 +220,8 @@ class StudyServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         super().server_close()
         self.store.conn.close()
+        if self.assigner:
+            self.assigner.close()
 
 
 def printable_log(text: str, limit: int = 200) -> str:
@@ -316,9 +320,8 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, obj) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json")
 
-    def _html(self, status: int, title: str, text: str) -> None:
-        page = f"<!doctype html><meta charset=utf-8><title>{title}</title><main>{text}</main>"
-        self._send(status, page.encode(), "text/html; charset=utf-8")
+    def _html(self, status: int, title: str, text: str, page: str | None = None) -> None:
+        self._send(status, (page or message_page(title, text)).encode(), "text/html; charset=utf-8")
 
     def _bundle_file(self, path: str) -> bytes | None:
         """A participant-facing file's bytes, or None: only a regular file (not a symlink, nor a hard
@@ -360,12 +363,9 @@ class Handler(BaseHTTPRequestHandler):
     def _complete(self, submission_id: str) -> None:
         if not self.server.store.exists(submission_id):
             return self._html(404, "Unknown submission", "<p>No submission with this id was received.</p>")
-        code = html.escape(self.server.completion_code)
-        text = f"<h1>Thank you!</h1><p>Your answers were received. Completion code: <strong id=code>{code}</strong></p>"
-        if self.server.completion_url:
-            url = html.escape(self.server.completion_url.replace("{code}", self.server.completion_code))
-            text += f'<p><a id=return href="{url}">Return to the study platform</a></p>'
-        self._html(200, "Thank you", text)
+        url = self.server.completion_url
+        url = url.replace("{code}", self.server.completion_code) if url else None
+        self._html(200, "Thank you", "", completion_page(self.server.manifest["title"], self.server.completion_code, url))
 
     def _export(self, path: str, query: dict) -> None:
         expected = self.server.admin_token
@@ -403,14 +403,38 @@ class Handler(BaseHTTPRequestHandler):
             return 411, "one numeric Content-Length required"
         return None
 
+    def _assignment(self, path: str, length: int) -> None:
+        """POST /api/assign {participant_id}: the participant's subset (the server decides, stably);
+        POST /api/decline {participant_id}: forget the assignment of someone who declined consent."""
+        if not self.server.assigner:
+            return self._json(404, {"error": "this study has no subsets"})
+        if length > 4096:
+            self.close_connection = True
+            self.rfile.read(min(length, DRAIN_LIMIT))
+            return self._json(413, {"error": "payload larger than 4096 bytes"})
+        try:
+            pid = json.loads(self.rfile.read(length).decode("utf-8")).get("participant_id")
+        except (ValueError, AttributeError, RecursionError):
+            return self._json(400, {"error": "expected a JSON object {participant_id}"})
+        if not isinstance(pid, str) or not PARTICIPANT.fullmatch(normalise_participant_id(pid)):
+            return self._json(400, {"error": "participant_id: expected 1-128 letters, digits or _.@+-"})
+        if path == "/api/decline":
+            self.server.assigner.release(pid)
+            return self._json(200, {"status": "forgotten"})
+        subset = self.server.assigner.assign(pid)
+        self._json(200, {"subset": subset, "page": f"subset-{subset}.html"})
+
     def do_POST(self):  # noqa: N802 - http.server naming
-        if urlsplit(self.path).path != "/api/submit":
+        path = urlsplit(self.path).path
+        if path not in ("/api/submit", "/api/assign", "/api/decline"):
             return self._json(404, {"error": "not found"})
         problem = self._post_problem()
         if problem:
             self.close_connection = True
             return self._json(problem[0], {"error": problem[1]})
         length = int(self.headers["Content-Length"].strip())
+        if path != "/api/submit":
+            return self._assignment(path, length)
         if length > self.server.max_bytes:
             self.close_connection = True
             self.rfile.read(min(length, DRAIN_LIMIT))
@@ -425,6 +449,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(400, {"error": str(exc)})
         except (ValueError, RecursionError):  # undecodable bytes, bad JSON, absurd nesting
             return self._json(400, {"error": "not valid JSON"})
+        assigned = self.server.assigner.assigned(payload["participant_id"]) if self.server.assigner else None
+        if assigned not in (None, payload["subset"]):
+            return self._json(409, {"error": f"this participant id was assigned part {assigned}, not {payload['subset']}"})
         try:
             outcome = self.server.store.insert(payload)
         except Conflict:
@@ -440,12 +467,21 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(forms_dir: Path, db: Path, host: str = "127.0.0.1", port: int = 8000, *,
-                admin_token: str | None = None, completion_code: str = "COMPLETED",
+                admin_token: str | None = None, completion_code: str | None = None,
                 completion_url: str | None = None, max_bytes: int = 256 * 1024,
                 origins: tuple[str, ...] = ()) -> StudyServer:
-    """A ready server (call ``serve_forever``); fails clearly when the bundle is incomplete."""
+    """A ready server (call ``serve_forever``); fails clearly when the bundle is incomplete.
+
+    The completion code and URL default to the spec's ``completion`` (``private/completion.json``).
+    """
     for name in ("manifest.json", "codebook.csv"):
         if not (forms_dir / name).is_file():
             raise VitalStudyError(f"{forms_dir / name}: missing; point --forms at a built forms/ directory")
-    return StudyServer((host, port), forms_dir, Store(db), admin_token, completion_code, completion_url, max_bytes,
-                       origins)
+    private = forms_dir.parent / "private"
+    completion = json.loads((private / "completion.json").read_text()) if (private / "completion.json").is_file() else {}
+    server = StudyServer((host, port), forms_dir, Store(db), admin_token,
+                         completion_code or completion.get("code") or "COMPLETED",
+                         completion_url or completion.get("url"), max_bytes, origins)
+    if server.manifest["subsets"]:
+        server.assigner = Assigner(db, server.manifest["subsets"], study_key(private))
+    return server
