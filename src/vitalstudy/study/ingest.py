@@ -37,7 +37,8 @@ from vitalstudy.study.answers import PARSERS, AnswerError, infer_day_first, pars
 from vitalstudy.study.design import StudyDesign, load_design
 from vitalstudy.study.exports import (MAX_CELL_CHARS, Cell, InputFile, Problem, Submission, discover, printable,
                                       read_file, undecodable)
-from vitalstudy.study.safetext import FORMULA_START, csv_cell, normalise_participant_id, text_problem
+from vitalstudy.study.safetext import (CSV_LINE_END, FORMULA_START, csv_cell, normalise_participant_id,
+                                      text_problem)
 
 DEFAULT_SALT_ENV = "VITALSTUDY_PARTICIPANT_SALT"
 SALT_FILE = ".participant_salt"
@@ -321,7 +322,7 @@ def write_csv(path: Path, columns: list[str], rows: list[dict], counter: Counter
     name = name or path.name
     counter[name] += 0
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
+        writer = csv.writer(fh, lineterminator=CSV_LINE_END)
         writer.writerow(columns)
         for row in rows:
             values = [row.get(k, "") for k in columns]
