@@ -53,6 +53,12 @@ def normalise_participant_id(raw: str) -> str:
     return unicodedata.normalize("NFKC", folded)
 
 
+# Line end of every CSV the pipeline writes. RFC 4180's CRLF, and not "\n": Python's csv writer
+# quotes a cell holding a character of the line terminator, so with "\n" alone a bare CR inside a
+# cell was written unquoted and split the row for every reader.
+CSV_LINE_END = "\r\n"
+
+
 def neutralise(value: object) -> object:
     """Defuse spreadsheet formulas: a string starting with = + - @ tab, CR or ' gets a leading '."""
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value

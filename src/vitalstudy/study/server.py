@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.study.assignment import Assigner, study_key
 from vitalstudy.study.forms_html import completion_page, message_page
-from vitalstudy.study.safetext import csv_cell, normalise_participant_id
+from vitalstudy.study.safetext import CSV_LINE_END, csv_cell, normalise_participant_id
 from vitalstudy.study.submission import PARTICIPANT, InvalidSubmission, validate
 
 SCHEMA = """
@@ -116,7 +116,7 @@ def export_csv(submissions: list[dict], codebook: list[dict]) -> str:
     every cell through `safetext.csv_cell` (formulas neutralised as ingestion does, text that cannot
     be encoded shown as U+FFFD), so no stored value can break the export."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator=CSV_LINE_END)
     writer.writerow([csv_cell(c["column_header"]) for c in codebook])
     for s in submissions:
         answers = s.get("answers") if isinstance(s.get("answers"), dict) else {}
