@@ -31,6 +31,7 @@ from pathlib import Path
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import StagedOutputs, atomic_path, persistent_secret, sha256_file, write_json
+from vitalstudy.progress import progress
 from vitalstudy.provenance import Provenance
 from vitalstudy.study.answers import EARLIEST, PARSERS, AnswerError, infer_day_first, parse_timestamp
 from vitalstudy.study.design import StudyDesign, load_design
@@ -280,7 +281,7 @@ def validate(files: list[InputFile], design: StudyDesign, salt: bytes) -> Outcom
         day_first = infer_day_first(stamps)
         if day_first is not None:
             source.notes.append(f"dates d/m/yyyy vs m/d/yyyy: read {'day' if day_first else 'month'} first")
-        for sub in subs:
+        for sub in progress(subs, desc=f"ingest {source.path.name}", unit="row"):
             outcome.rows_read += 1
             try:
                 result = row_problem(sub, design, bool(day_first), salt) or check_answers(sub, design)
