@@ -54,6 +54,10 @@ def test_assignments_fill_subsets_evenly_and_are_stable(assigner):
     assert sorted(Counter(first).values()) == [2, 2, 3]
     assert [a.assign(f"p{i}") for i in range(7)] == first  # a reload gets the same subset
     assert a.assign("P3 ") == first[3]  # ids compared as ingestion compares them
+    with sqlite3.connect(db) as conn:
+        keys = [k for (k,) in conn.execute("SELECT participant_key FROM assignments")]
+    assert len(keys) == 7 and all(len(k) == 64 for k in keys)  # keyed hashes, not the ids
+    assert set(keys).isdisjoint({f"p{i}" for i in range(7)})
 
 
 def test_abandoned_participants_free_their_place_and_submissions_count(assigner):
