@@ -14,6 +14,11 @@ from pathlib import Path
 FV_KINDS = ("png", "alpha", "json")  # the files of one FV: image, transparency, sidecar
 
 
+def run_root(config: dict) -> Path:
+    """`results/<run>`: where a config's run writes (relative to the working directory)."""
+    return Path("results") / config["run"]
+
+
 @dataclass(frozen=True)
 class IndexLayout:
     """Stage 0: the run's image index."""
@@ -92,6 +97,11 @@ class FVLayout:
     def prototypes(self, model) -> Path:
         """VITAL's cached reference statistics."""
         return self.root / str(model) / "_prototypes"
+
+    @property
+    def batch_size_record(self) -> Path:
+        """The batch size each (model, method) of the run uses (fv/bench.py)."""
+        return self.root / "_batch_size.json"
 
     def maco_spectrum(self, size) -> Path:
         return self.root / "_assets" / f"maco_spectrum_{size}.npz"

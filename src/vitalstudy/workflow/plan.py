@@ -19,7 +19,7 @@ from pathlib import Path
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.settings import job_settings
-from vitalstudy.layout import RunLayout
+from vitalstudy.layout import RunLayout, run_root
 from vitalstudy.models.registry import get_spec
 from vitalstudy.references.targets import class_targets, concept_targets, neuron_targets, parse_target
 
@@ -86,7 +86,7 @@ class WorkflowPlan:
     def __init__(self, config: dict, cores: int = 1, use_gpu: bool = False, report=None, circuit_file=None,
                  spec_root: str | Path = "study"):
         self.config = config
-        self.run = f"results/{config['run']}"
+        self.run = str(run_root(config))
         self.layout = RunLayout(self.run)
         self.models = list(config["models"]["targets"])
         self.model_threads = 1 if use_gpu else cores
