@@ -94,10 +94,10 @@ class MacoMethod(ActivationMethod):
                                   f"rule (vitalstudy maco-spectrum) writes it")
         magnitude = torch.from_numpy(np.load(asset)["magnitude"])
         settings = loop_settings(cfg, schedule="constant")
-        crops = cfg.get("crops", {})
-        transform = NoiseAndCrops(self.spec.input_size, self.spec.std, noise=cfg.get("noise", 0.1),
-                                  crop_mean=crops.get("mean", 0.25), crop_std=crops.get("std", 0.1),
-                                  crop_min=crops.get("min", 0.1), centre_std=crops.get("centre_std", 0.15))
+        crops = cfg["crops"]
+        transform = NoiseAndCrops(self.spec.input_size, self.spec.std, noise=cfg["noise"],
+                                  crop_mean=crops["mean"], crop_std=crops["std"],
+                                  crop_min=crops["min"], centre_std=crops["centre_std"])
         hyper = {"parameterisation": "phase only; magnitude = mean decorrelated |FFT| of natural images",
                  "spectrum_file": str(asset), "noise": transform.noise,
                  "crops": {"mean": transform.crop_mean, "std": transform.crop_std, "min": transform.crop_min,

@@ -23,3 +23,11 @@ def method_config(generate_config: dict, method: str) -> dict:
     """A method's settings: its own section, plus the loop keys shared by every method."""
     shared = {k: generate_config[k] for k in ("checkpoint_every",) if k in generate_config}
     return {**shared, **generate_config.get(method_section(method), {})}
+
+
+def default_method_config(method: str, **settings) -> dict:
+    """A method's settings as its jobs get them, `settings` over the schema's defaults (for code that
+    runs a method outside a validated run: tests, benchmarks)."""
+    from vitalstudy.config import section_defaults
+
+    return method_config(section_defaults("generate", {method_section(method): settings}), method)
