@@ -20,7 +20,7 @@ CPU = torch.device("cpu")
 FEW = {"steps": 3, "lr": 0.05}
 CONFIGS = {  # the schema's defaults, fewer steps
     "fourier": default_method_config("fourier", **FEW),
-    "maco": default_method_config("maco", **FEW, lr=1.0, views_per_step=2),
+    "maco": default_method_config("maco", **{**FEW, "lr": 1.0}, views_per_step=2),
     "deepinversion": default_method_config("deepinversion", **FEW, images_per_target=2),
 }
 
@@ -150,7 +150,7 @@ def test_maco_above_the_model_resolution(tmp_path):
     spec, model = get_spec("efficientnet_lite0"), load_model("efficientnet_lite0")
     from vitalstudy.fv.registry import get_method
 
-    config = default_method_config("maco", **FEW, lr=1.0, resolution=320)
+    config = default_method_config("maco", **{**FEW, "lr": 1.0}, resolution=320)
     method = get_method("maco").method_class()("maco", spec, model, config, tmp_path, CPU)
     plan = method.plan([parse_target("n07920052")], {})
     result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,

@@ -14,9 +14,10 @@ rule study_forms:
         answer_key=PATHS.study.answer_key("{study}"),
     params:
         weights=PLAN.model_weights(),
+        run=RUN,
         out=str(PATHS.study.study_dir("{study}")),
     log:
         PATHS.log("study_forms", "{study}"),
     shell:
-        "vitalstudy forms --spec {input.spec:q} --run {RUN:q} --out {params.out:q} "
+        "vitalstudy forms --spec {input.spec:q} --run {params.run:q} --out {params.out:q} "
         "--model-weights {params.weights:q} > {log:q} 2>&1"
