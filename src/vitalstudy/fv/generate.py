@@ -31,13 +31,15 @@ from vitalstudy.seeding import derive_seed
 
 
 def method_classes() -> dict:
+    from vitalstudy.fv.accentuation import AccentuationMethod, VitalAccentuationMethod
     from vitalstudy.fv.deepinversion import DeepInversionMethod
     from vitalstudy.fv.fourier import FourierMethod
     from vitalstudy.fv.maco import MacoMethod
     from vitalstudy.fv.vital import VitalMethod
 
     return {"vital": VitalMethod, "vital_lrp": VitalMethod, "fourier": FourierMethod, "maco": MacoMethod,
-            "deepinversion": DeepInversionMethod}
+            "deepinversion": DeepInversionMethod, "accentuation": AccentuationMethod,
+            "vital_accentuation": VitalAccentuationMethod}
 
 
 def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int) -> dict[str, Path]:
@@ -69,7 +71,8 @@ def _alpha_png(alpha: torch.Tensor) -> Image.Image:
 
 def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
             method_config: dict, device: torch.device, batch_size: int, weights: str | None = None,
-            mixed_precision: bool = False, concepts: list[dict] | None = None, log=print,
+            mixed_precision: bool = False, concepts: list[dict] | None = None,
+            accentuations: list[dict] | None = None, log=print,
             model: torch.nn.Module | None = None) -> JobResult:
     """Generate every target of the job; returns the files read and one record per target (paths, sha256).
     `model`: the loaded model when the caller has it already (else it is loaded from `weights`)."""
@@ -81,7 +84,7 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
     if model is None:
         model = load_model(model_name, weights=weights, device=device)
     method = classes[method_name](method_name, spec, model, method_config, run_dir, device)
-    targets = [parse_target(t, concepts) for t in target_ids]
+    targets = [parse_target(t, concepts, accentuations) for t in target_ids]
     references = {t.id: _references(run_dir, model_name, t) if method_name in REFERENCE_METHODS else []
                   for t in targets}
     asset_files = list(getattr(method, "assets", lambda: [])())  # e.g. MACO's spectrum
@@ -112,7 +115,7 @@ class JobResult:
 
 
 def _references_path(run_dir: Path, model: str, target: Target) -> Path:
-    return run_dir / "01_references" / model / f"{target.id}.json"
+    return run_dir / "01_references" / model / f"{target.reference_id}.json"
 
 
 def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
@@ -136,7 +139,7 @@ def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerpri
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mixed_precision and device.type == "cuda" else nullcontext()
     with autocast:
         result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
-                          generators, device, checkpoint)
+                          generators, device, checkpoint, image_prior=plan.image_prior)
     for t, target in enumerate(batch):
         i = t * per  # a target's first image
         paths = output_paths(run_dir, spec.name, method.name, target.id, seed)

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     batch = batch_size_for(spec, model, args.method, device, gen.get("batch_size", "auto"))
     result = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(gen, args.method),
                       device, batch, weights=weights, mixed_precision=gen.get("mixed_precision", False),
-                      concepts=cfg.get("concepts"), model=model)
+                      concepts=cfg.get("concepts"), accentuations=cfg.get("accentuations"), model=model)
     for path in result.inputs:
         prov.add_input(path)
     for record in result.records:
