@@ -43,18 +43,29 @@ from vitalstudy.seeding import derive_seed
 VARIANTS = ("original", "manipulated")
 
 
-def natural_pass(model, spec: ModelSpec, paths: list[str], unit_layer: str, unit_channel: int, layers: list[str],
+def load_images(spec: ModelSpec, paths: list[str], log=print) -> torch.Tensor:
+    """Every image as the model sees it, decoded once for all passes."""
+    images = []
+    for i, path in enumerate(paths):
+        images.append(spec.preprocess(load_rgb(path)))
+        if (i + 1) % 200 == 0:
+            log(f"fooling: loaded {i + 1}/{len(paths)} images")
+    return torch.stack(images)
+
+
+def natural_pass(model, images: torch.Tensor, unit_layer: str, unit_channel: int, layers: list[str],
                  batch: int = 50, log=print) -> dict[str, np.ndarray]:
     """Logits (N, 1000), the inner channel's spatial mean (N,) and each layer's channel means."""
     logits, unit, means = [], [], {name: [] for name in layers}
-    for start in range(0, len(paths), batch):
-        x = torch.stack([spec.preprocess(load_rgb(p)) for p in paths[start:start + batch]])
+    for start in range(0, len(images), batch):
+        x = images[start:start + batch]
         with torch.no_grad(), capture_pre_activation(model, unit_layer) as pre, capture_outputs(model, layers) as acts:
             logits.append(model(x))
             unit.append(channel_means(pre[unit_layer])[:, unit_channel])
             for name in layers:
                 means[name].append(channel_means(acts[name]))
-        log(f"fooling: natural pass {min(start + batch, len(paths))}/{len(paths)}")
+        if (start // batch) % 5 == 4 or start + batch >= len(images):
+            log(f"fooling: natural pass {min(start + batch, len(images))}/{len(images)}")
     out = {"logits": torch.cat(logits).numpy(), "unit": torch.cat(unit).numpy()}
     out.update({f"layer:{n}": torch.cat(v).numpy() for n, v in means.items()})
     return out
@@ -121,7 +132,8 @@ def run(config: dict, out_dir: str | Path, log=print) -> dict:
     layers = [layer.name for layer in spec.class_layers]
     score = StripeScore(**cfg.get("pattern", {}))
 
-    original = natural_pass(model, spec, paths, unit_layer, unit_channel, layers, log=log)
+    natural = load_images(spec, paths, log)
+    original = natural_pass(model, natural, unit_layer, unit_channel, layers, log=log)
     calibration = (np.arange(len(paths)) % 2) == 0
     units = {"class": (Unit(class_index), original["logits"][:, class_index]),
              "unit": (Unit(unit_channel, unit_layer), original["unit"])}
@@ -129,7 +141,7 @@ def run(config: dict, out_dir: str | Path, log=print) -> dict:
     for key, (unit, values) in units.items():
         limit = threshold(values[calibration], cfg["margin"])
         circuit = FoolingCircuit(model, unit, limit, cfg["gain"], score)
-        manipulated = natural_pass(circuit.model, spec, paths, unit_layer, unit_channel, [], log=log)
+        manipulated = natural_pass(circuit.model, natural, unit_layer, unit_channel, [], log=log)
         m_values = manipulated["logits"][:, class_index] if key == "class" else manipulated["unit"]
         natural_report[key] = {
             "unit": {"class": cfg["class"], "label": classes.name(cfg["class"])} if key == "class"
@@ -225,17 +237,9 @@ def run(config: dict, out_dir: str | Path, log=print) -> dict:
               "resolution": size, "seeds": seeds, "methods": cfg["methods"], "pattern": asdict(score),
               "seed_images": seed_images, "pattern_png": str(pattern_png),
               "pattern_score_of_the_pattern": float(score(score.pattern(size)[None])[0]),
-              "natural_pattern_score_max": float(max_natural_score(score, spec, paths))}
+              "natural_pattern_score_max": float(max(score(chunk).max() for chunk in natural.split(100)))}
     write_json(out_dir / "fooling.json", report)
     return report
-
-
-def max_natural_score(score: StripeScore, spec: ModelSpec, paths: list[str], batch: int = 100) -> float:
-    best = 0.0
-    for start in range(0, len(paths), batch):
-        x = torch.stack([spec.preprocess(load_rgb(p)) for p in paths[start:start + batch]])
-        best = max(best, float(score(x).max()))
-    return best
 
 
 def summarise(measures: pd.DataFrame) -> pd.DataFrame:
