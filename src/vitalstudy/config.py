@@ -99,10 +99,16 @@ def validate(config: dict, check_paths: bool = True) -> dict:
 
 def _check_semantics(config: dict, check_paths: bool) -> None:
     from vitalstudy.data.classes import imagenet_classes
+    from vitalstudy.fv.registry import METHODS
     from vitalstudy.models.registry import get_spec
 
     _check_models(config, check_paths)
     models = config["models"]
+    for section in ("generate", "fooling"):
+        for i, name in enumerate(config.get(section, {}).get("methods", [])):
+            if name not in METHODS:
+                raise ConfigError(f"{section}.methods[{i}]: unknown method {name!r}; known: {', '.join(METHODS)}")
+
     images = config["images"]
     if images["source"] in ("folder", "imagenet"):
         if not images.get("path"):

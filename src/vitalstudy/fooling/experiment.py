@@ -29,9 +29,10 @@ from scipy import stats as scipy_stats
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.data.sources import load_rgb
 from vitalstudy.fooling.circuit import FoolingCircuit, StripeScore, Unit
-from vitalstudy.fv.generate import _alpha_png, _to_png, method_classes
+from vitalstudy.fv.generate import _alpha_png, _to_png
 from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
+from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.settings import method_config
 from vitalstudy.io import save_png, sha256_file, write_json
 from vitalstudy.models.features import capture_outputs, capture_pre_activation, channel_means
@@ -193,11 +194,11 @@ def run(config: dict, out_dir: str | Path, log=print) -> dict:
         for key in ("class", "unit"):
             if method_name == "deepinversion" and key == "unit":
                 continue  # DeepInversion inverts classes only
-            seeded = method_name in ("accentuation", "vital_accentuation")
+            seeded = get_method(method_name).serves("accentuation")
             target = parse_target(target_ids[key]["seeded" if seeded else "plain"], accentuations=accentuations)
             for variant in VARIANTS:
                 net = model if variant == "original" else circuits[key].model
-                method = method_classes()[method_name](method_name, fv_spec, net, settings, work, torch.device("cpu"))
+                method = get_method(method_name).method_class()(method_name, fv_spec, net, settings, work, torch.device("cpu"))
                 plan = method.plan([target] * len(seeds), {target.id: references[target.id]})
                 per = plan.images_per_target
                 generators = [torch.Generator().manual_seed(derive_seed(s, spec.name, method_name, target.id,

@@ -18,6 +18,7 @@ import torch
 
 from vitalstudy.fv.loop import LoopSettings, optimise
 from vitalstudy.fv.pixels import NormalisedPixels, RollJitter
+from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.relevance import RelevanceMaps, Start
 from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype
 from vitalstudy.fv.vital import VitalObjective
@@ -49,7 +50,7 @@ def time_loop(spec: ModelSpec, model, method: str, batch: int, steps: int, devic
         model(spec.normalize(noise).to(device))
         protos = {n: prototype(as_channels_by_positions(acts[n]))[None].expand(batch, -1, -1).contiguous() for n in names}
     relevance = start = None
-    if method == "vital_lrp":
+    if get_method(method).needs_lrp:
         relevance = RelevanceMaps(spec, model)
         start = Start("class", indices=tuple(range(batch)))
     objective = VitalObjective(model, layers, protos, relevance, start)
@@ -119,7 +120,8 @@ def batch_size_for(spec: ModelSpec, model, method: str, device: torch.device, se
     """The configured batch size, or the measured fastest one (measured now when not cached)."""
     if setting != "auto":
         return int(setting)
-    method_key = "vital_lrp" if method == "vital_lrp" else "vital"
+    # Timed with VITAL's loop (with relevance when the method needs LRP): see the note in time_loop.
+    method_key = "vital_lrp" if get_method(method).needs_lrp else "vital"
     cached = cached_batch_size(spec, method_key, device)
     if cached:
         return int(cached)

@@ -22,24 +22,12 @@ from PIL import Image
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.loop import Checkpointer, optimise
-from vitalstudy.fv.settings import REFERENCE_METHODS
+from vitalstudy.fv.registry import get_method
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.provenance import code_version, package_versions
 from vitalstudy.references.targets import Target, parse_target
 from vitalstudy.seeding import derive_seed
-
-
-def method_classes() -> dict:
-    from vitalstudy.fv.accentuation import AccentuationMethod, VitalAccentuationMethod
-    from vitalstudy.fv.deepinversion import DeepInversionMethod
-    from vitalstudy.fv.fourier import FourierMethod
-    from vitalstudy.fv.maco import MacoMethod
-    from vitalstudy.fv.vital import VitalMethod
-
-    return {"vital": VitalMethod, "vital_lrp": VitalMethod, "fourier": FourierMethod, "maco": MacoMethod,
-            "deepinversion": DeepInversionMethod, "accentuation": AccentuationMethod,
-            "vital_accentuation": VitalAccentuationMethod}
 
 
 def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int) -> dict[str, Path]:
@@ -77,15 +65,13 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
     """Generate every target of the job; returns the files read and one record per target (paths, sha256).
     `model`: the loaded model when the caller has it already (else it is loaded from `weights`)."""
     run_dir = Path(run_dir)
-    classes = method_classes()
-    if method_name not in classes:
-        raise VitalStudyError(f"generate: unknown method {method_name!r}; known: {', '.join(classes)}")
+    info = get_method(method_name)
     spec = get_spec(model_name)
     if model is None:
         model = load_model(model_name, weights=weights, device=device)
-    method = classes[method_name](method_name, spec, model, method_config, run_dir, device)
+    method = info.method_class()(method_name, spec, model, method_config, run_dir, device)
     targets = [parse_target(t, concepts, accentuations) for t in target_ids]
-    references = {t.id: _references(run_dir, model_name, t) if method_name in REFERENCE_METHODS else []
+    references = {t.id: _references(run_dir, model_name, t) if info.reads_references else []
                   for t in targets}
     asset_files = list(getattr(method, "assets", lambda: [])())  # e.g. MACO's spectrum
     assets = [sha256_file(p) for p in asset_files]
@@ -103,7 +89,7 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
         for start in range(0, len(group), targets_per_batch):
             _run_batch(run_dir, spec, method, group[start:start + targets_per_batch], references, fingerprints, seed,
                        device, batch_size, mixed_precision, log)
-    read = [_references_path(run_dir, model_name, t) for t in targets if method_name in REFERENCE_METHODS]
+    read = [_references_path(run_dir, model_name, t) for t in targets if info.reads_references]
     return JobResult(inputs=[str(p) for p in read + asset_files],
                      records=[_record(run_dir, model_name, method_name, t.id, seed) for t in targets])
 

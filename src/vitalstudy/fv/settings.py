@@ -4,21 +4,20 @@ whose settings changed)."""
 
 from __future__ import annotations
 
-REFERENCE_METHODS = ("vital", "vital_lrp", "vital_accentuation")  # methods that read stage-1 references
+from vitalstudy.fv.registry import get_method
+
 SHARED_KEYS = ("batch_size", "checkpoint_every", "mixed_precision")  # read by every method's jobs
 
 
-BASE_SECTIONS = {"vital_accentuation": "vital"}  # a method whose section only overrides another's
-
-
 def method_section(method: str) -> str:
-    """`generate.vital` serves vital and vital_lrp; every other method has a section of its name."""
-    return "vital" if method in ("vital", "vital_lrp") else method
+    """The `generate` section holding the method's settings (the registry's; vital_lrp reads `vital`)."""
+    return get_method(method).section
 
 
 def _sections(method: str) -> tuple[str, ...]:
-    own = method_section(method)
-    return (BASE_SECTIONS[own], own) if own in BASE_SECTIONS else (own,)
+    """The method's section, after the section it extends (vital_accentuation: `vital`, then its own)."""
+    info = get_method(method)
+    return (info.extends, info.section) if info.extends else (info.section,)
 
 
 def job_settings(generate_config: dict, method: str) -> dict:
@@ -27,8 +26,8 @@ def job_settings(generate_config: dict, method: str) -> dict:
 
 
 def method_config(generate_config: dict, method: str) -> dict:
-    """A method's settings: its own section (over the section it extends), plus the loop keys
-    shared by every method."""
+    """A method's settings: its own section (over the one it extends), plus the loop keys shared by
+    every method."""
     shared = {k: generate_config[k] for k in ("checkpoint_every",) if k in generate_config}
     merged = {}
     for section in _sections(method):
