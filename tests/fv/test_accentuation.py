@@ -160,3 +160,12 @@ def test_accentuation_stays_near_its_seed_and_raises_the_target():
         before, after = (model(spec.normalize(x))[0, k].item() for x in (seed, result.images))
     assert after > before + 0.5
     assert (result.images - seed).abs().mean() < 0.05
+
+
+def test_vital_accentuation_reads_vitals_settings_under_its_own():
+    from vitalstudy.fv.settings import job_settings, method_config
+
+    generate = {"checkpoint_every": 7, "vital": {"steps": 5, "lr": 1.0}, "vital_accentuation": {"steps": 2},
+                "maco": {"steps": 9}}
+    assert method_config(generate, "vital_accentuation") == {"checkpoint_every": 7, "steps": 2, "lr": 1.0}
+    assert set(job_settings(generate, "vital_accentuation")) == {"checkpoint_every", "vital", "vital_accentuation"}
