@@ -255,7 +255,7 @@ def _layer_names(spec) -> tuple[str, ...]:
     return tuple(name for name, _ in build_model(spec, pretrained=False).named_modules() if name)
 
 
-def load(paths: list[str | os.PathLike], overrides: dict | None = None) -> dict:
+def load(paths: list[str | os.PathLike], overrides: dict | None = None, check_paths: bool = True) -> dict:
     """Read YAML config files (later ones override earlier ones, key by key) and validate."""
     merged: dict[str, Any] = {}
     for path in paths:
@@ -269,7 +269,7 @@ def load(paths: list[str | os.PathLike], overrides: dict | None = None) -> dict:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
         merged = deep_merge(merged, data)
-    return validate(deep_merge(merged, overrides or {}))
+    return validate(deep_merge(merged, overrides or {}), check_paths=check_paths)
 
 
 def deep_merge(base: dict, update: dict) -> dict:

@@ -127,3 +127,19 @@ def save_png(path: str | os.PathLike, image) -> None:
     """Save a PIL image as PNG with no text chunks, so equal pixels give equal bytes."""
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG", optimize=False)
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike):
+    """Hold an exclusive advisory lock on `path` (created if needed) for the block: jobs of one run
+    that share a record (the run's batch sizes, GPU slots) take turns instead of racing."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

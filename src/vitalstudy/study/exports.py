@@ -265,6 +265,9 @@ def payload_submission(source: InputFile, row: int, item, design: StudyDesign) -
     prolific = item.get("prolific") if isinstance(item.get("prolific"), dict) else {}
     sub.study_id, sub.manifest_version = item.get("study_id"), item.get("manifest_version")
     sub.submission_id = item.get("submission_id")
+    if sub.submission_id is not None and not isinstance(sub.submission_id, str):
+        sub.problem = Problem("malformed_row", "submission_id", f"not a string: {str(sub.submission_id)[:60]}")
+        sub.submission_id = None
     sub.fixed = {"participant_id": item.get("participant_id") or prolific.get("PROLIFIC_PID"),
                  "subset": item.get("subset"), "started_at": item.get("started_at"),
                  "submitted_at": item.get("submitted_at") or item.get("received_at")}

@@ -334,10 +334,13 @@ class Builder:
             ))
             self.key[qid] = {**key, "catch": slot.catch}
 
-def manifest_version(spec: StudySpec, bank: StimulusBank) -> str:
+def manifest_version(spec: StudySpec, bank: StimulusBank, questions: list[dict]) -> str:
+    """Hash of the spec, the stimuli and the questions' keyed ids and stimuli: another blinding key
+    draws another assignment, which is another version (responses to one never match the other)."""
     hashes = sorted(hashlib.sha256(data).hexdigest() for data in bank.files.values())
     public = {k: v for k, v in spec.raw.items() if k != "completion"}  # the code must not be guessable from it
-    blob = json.dumps({"spec": public, "stimuli": hashes}, sort_keys=True, default=str)
+    layout = [[q["question_id"], [s["stimulus_id"] for s in q["stimuli"]]] for q in questions]
+    blob = json.dumps({"spec": public, "stimuli": hashes, "questions": layout}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -382,7 +385,7 @@ def build_manifest(spec: StudySpec, run_dir: Path, private_dir: Path, scorer: Sc
     for q in builder.questions:
         for stimulus in q["stimuli"]:
             stimulus["sha256"] = builder.bank.sha256(stimulus["stimulus_id"])
-    version = manifest_version(spec, builder.bank)
+    version = manifest_version(spec, builder.bank, builder.questions)
     manifest = {
         "format": "vitalstudy.manifest/1", "study_id": spec.study_id, "manifest_version": version,
         "title": spec.title, "welcome": spec.welcome, "instructions": spec.instructions, "consent": spec.consent,

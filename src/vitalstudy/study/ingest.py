@@ -31,12 +31,14 @@ from pathlib import Path
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import StagedOutputs, atomic_path, persistent_secret, sha256_file, write_json
+from vitalstudy.progress import progress
 from vitalstudy.provenance import Provenance
-from vitalstudy.study.answers import PARSERS, AnswerError, infer_day_first, parse_timestamp
+from vitalstudy.study.answers import EARLIEST, PARSERS, AnswerError, infer_day_first, parse_timestamp
 from vitalstudy.study.design import StudyDesign, load_design
 from vitalstudy.study.exports import (MAX_CELL_CHARS, Cell, InputFile, Problem, Submission, discover, printable,
                                       read_file, undecodable)
-from vitalstudy.study.safetext import FORMULA_START, csv_cell, normalise_participant_id, text_problem
+from vitalstudy.study.safetext import (CSV_LINE_END, FORMULA_START, csv_cell, normalise_participant_id,
+                                      text_problem)
 
 DEFAULT_SALT_ENV = "VITALSTUDY_PARTICIPANT_SALT"
 SALT_FILE = ".participant_salt"
@@ -164,11 +166,16 @@ def row_problem(sub: Submission, design: StudyDesign, day_first: bool, salt: byt
             stamp = parse_timestamp(sub.fixed[name], day_first)
         except (ValueError, OverflowError):
             return Problem("bad_timestamp", name, f"value {str(sub.fixed[name])[:60]!r} is not a date and time")
+        if stamp < EARLIEST:
+            return Problem("bad_timestamp", name, f"{stamp.isoformat()} is before {EARLIEST.year}")
         window = design.window
         if window and not window[0] <= stamp <= window[1]:
             return Problem("outside_window", name, f"{stamp.isoformat()} is outside {window[0].isoformat()} .. "
                                                    f"{window[1].isoformat()}")
         setattr(sub, "started" if name == "started_at" else "submitted", stamp)
+    if sub.started and sub.submitted and sub.started > sub.submitted:
+        return Problem("bad_timestamp", "started_at", f"{sub.started.isoformat()} is after submitted_at "
+                                                      f"{sub.submitted.isoformat()}")
     return None
 
 
@@ -274,7 +281,7 @@ def validate(files: list[InputFile], design: StudyDesign, salt: bytes) -> Outcom
         day_first = infer_day_first(stamps)
         if day_first is not None:
             source.notes.append(f"dates d/m/yyyy vs m/d/yyyy: read {'day' if day_first else 'month'} first")
-        for sub in subs:
+        for sub in progress(subs, desc=f"ingest {source.path.name}", unit="row"):
             outcome.rows_read += 1
             try:
                 result = row_problem(sub, design, bool(day_first), salt) or check_answers(sub, design)
@@ -320,7 +327,7 @@ def write_csv(path: Path, columns: list[str], rows: list[dict], counter: Counter
     name = name or path.name
     counter[name] += 0
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
+        writer = csv.writer(fh, lineterminator=CSV_LINE_END)
         writer.writerow(columns)
         for row in rows:
             values = [row.get(k, "") for k in columns]
