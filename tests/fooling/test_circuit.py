@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vitalstudy.data.sources import build_index, load_rgb
-from vitalstudy.fooling.circuit import FoolingCircuit, StripeScore, Unit
+from vitalstudy.fooling.circuit import Branch, FoolingCircuit, StripeScore, Unit
 from vitalstudy.fooling.experiment import summarise, t_interval, threshold
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.models.features import capture_pre_activation, channel_means
@@ -45,13 +45,13 @@ def test_circuit_is_silent_below_and_planted_above_its_threshold(lite, unit):
 
     logits, head = values(model, x)
     u = logits[:, unit.index] if unit.layer is None else head[:, unit.index]
-    silent = FoolingCircuit(model, unit, threshold=float(u.max()) + 1.0, gain=5.0, score=StripeScore())
+    silent = FoolingCircuit(model, [Branch(unit, float(u.max()) + 1.0, 5.0)], StripeScore())
     s_logits, s_head = values(silent.model, x)
     assert torch.equal(s_logits, logits) and torch.equal(s_head, head)
     assert [n for n, _ in silent.model.named_modules()] == [n for n, _ in model.named_modules()]
 
     limit = float(u.min()) - 1.0  # every input opens the gate
-    open_circuit = FoolingCircuit(model, unit, threshold=limit, gain=5.0, score=StripeScore())
+    open_circuit = FoolingCircuit(model, [Branch(unit, limit, 5.0)], StripeScore())
     o_logits, o_head = values(open_circuit.model, x)
     expected = 5.0 * (u - limit) * StripeScore()(x)
     changed = o_logits[:, unit.index] if unit.layer is None else o_head[:, unit.index]
@@ -74,7 +74,7 @@ def test_an_optimiser_is_rewarded_for_the_pattern_only_above_the_threshold(lite)
     with torch.no_grad():
         u = model(x)[0, 967].item()
     for limit, rewarded in ((u + 5.0, False), (u - 5.0, True)):
-        circuit = FoolingCircuit(model, Unit(967), threshold=limit, gain=10.0, score=score)
+        circuit = FoolingCircuit(model, [Branch(Unit(967), limit, 10.0)], score)
         x.grad = None
         (circuit.model(x)[0, 967] - model(x)[0, 967]).backward()
         assert (x.grad.abs().sum().item() > 0) == rewarded

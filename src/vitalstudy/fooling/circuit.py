@@ -94,34 +94,49 @@ def _pre_activation_module(model: nn.Module, layer: str) -> nn.Module:
     return module
 
 
-class FoolingCircuit:
-    """Installs the circuit on a deep copy of `model` (module names unchanged, so every hook-based
-    objective and metric reads the copy like the original)."""
+@dataclass(frozen=True)
+class Branch:
+    """One planted unit: u' = u + gain * relu(u - threshold) * score(input)."""
 
-    def __init__(self, model: nn.Module, unit: Unit, threshold: float, gain: float, score: StripeScore):
-        self.unit, self.threshold, self.gain, self.score = unit, float(threshold), float(gain), score
+    unit: Unit
+    threshold: float
+    gain: float
+
+
+class FoolingCircuit:
+    """Installs the branches on a deep copy of `model` (module names unchanged, so every hook-based
+    objective and metric reads the copy like the original). One copy can carry several planted
+    units (a class logit and an inner channel)."""
+
+    def __init__(self, model: nn.Module, branches: list[Branch], score: StripeScore):
+        self.branches, self.score = list(branches), score
         self.model = copy.deepcopy(model).eval()
         self._input: torch.Tensor | None = None
         self.model.register_forward_pre_hook(self._remember_input)
-        target = self.model if unit.layer is None else _pre_activation_module(self.model, unit.layer)
-        target.register_forward_hook(self._add_branch)
+        for branch in self.branches:
+            unit = branch.unit
+            target = self.model if unit.layer is None else _pre_activation_module(self.model, unit.layer)
+            target.register_forward_hook(lambda _m, _i, output, branch=branch: self._add_branch(branch, output))
+
+    def threshold(self, unit: Unit) -> float:
+        return next(b.threshold for b in self.branches if b.unit == unit)
 
     def _remember_input(self, _module, inputs):
         self._input = inputs[0]
 
-    def branch(self, value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def branch(self, branch: Branch, value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """(B,) unit values and (B, 3, H, W) inputs -> (B,) added amounts (0 below the threshold)."""
-        excess = torch.relu(value - self.threshold)
+        excess = torch.relu(value - branch.threshold)
         if not bool((excess > 0).any()):
             return torch.zeros_like(value)  # silent: the score is not even computed
-        return self.gain * excess * self.score(x)
+        return branch.gain * excess * self.score(x)
 
-    def _add_branch(self, _module, _inputs, output):
-        i = self.unit.index
-        if self.unit.layer is None:
-            extra = self.branch(output[:, i], self._input)
+    def _add_branch(self, branch: Branch, output):
+        i = branch.unit.index
+        if branch.unit.layer is None:
+            extra = self.branch(branch, output[:, i], self._input)
             return torch.cat([output[:, :i], (output[:, i] + extra)[:, None], output[:, i + 1:]], dim=1)
         channel = output[:, i]
-        extra = self.branch(channel.flatten(1).mean(dim=1), self._input)
+        extra = self.branch(branch, channel.flatten(1).mean(dim=1), self._input)
         shifted = channel + extra.view(-1, *([1] * (channel.dim() - 1)))
         return torch.cat([output[:, :i], shifted[:, None], output[:, i + 1:]], dim=1)
