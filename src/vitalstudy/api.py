@@ -99,15 +99,13 @@ def visualize(model, target, method: str = "vital", references=None, steps: int 
     (a list for a list of targets) with `.image`, `.alpha`, `.record` and `.save(prefix)`.
     """
     from vitalstudy.data.classes import imagenet_classes
-    from vitalstudy.fv.generate import batches, generate_batch, method_classes, target_fingerprints
+    from vitalstudy.fv.generate import batches, generate_batch, target_fingerprints
     from vitalstudy.fv.maco import spectrum_path
-    from vitalstudy.fv.settings import REFERENCE_METHODS
+    from vitalstudy.fv.registry import get_method
     from vitalstudy.models.features import resolve_device
     from vitalstudy.references.targets import parse_target
 
-    classes = method_classes()
-    if method not in classes:
-        raise ConfigError(f"visualize: unknown method {method!r}; known: {', '.join(classes)}")
+    info = get_method(method)  # an unknown method: the registry's error, naming the known ones
     single = not isinstance(target, (list, tuple))
     ids = [imagenet_classes().wnid(t) if isinstance(t, int) else str(t) for t in ([target] if single else target)]
     targets = [parse_target(t, concepts) for t in ids]
@@ -116,15 +114,15 @@ def visualize(model, target, method: str = "vital", references=None, steps: int 
     spec, module = _spec_and_model(model, name, declaration, weights, device)
     with ExitStack() as stack:
         work = Path(work_dir) if work_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vitalstudy-")))
-        if method == "maco":
+        if info.asset == "maco_spectrum":
             if maco_spectrum is None:
                 raise ConfigError("visualize: method 'maco' needs maco_spectrum, the .npz `vitalstudy maco-spectrum` writes")
             destination = spectrum_path(work, int(config.get("resolution") or spec.input_size))
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(maco_spectrum, destination)
-        runner = classes[method](method, spec, module, config, work, device)
+        runner = info.method_class()(method, spec, module, config, work, device)
         refs = {t.id: (_reference_list(references.get(t.id) if isinstance(references, dict) else references, work, t.id)
-                       if method in REFERENCE_METHODS else []) for t in targets}
+                       if info.reads_references else []) for t in targets}
         assets = list(getattr(runner, "assets", lambda: [])())
         fingerprints = target_fingerprints(spec.name, method, targets, seed, config, refs, assets)
         size = batch_size or len(targets) * getattr(runner, "images_per_target", 1)

@@ -99,10 +99,15 @@ def validate(config: dict, check_paths: bool = True) -> dict:
 
 def _check_semantics(config: dict, check_paths: bool) -> None:
     from vitalstudy.data.classes import imagenet_classes
+    from vitalstudy.fv.registry import METHODS
     from vitalstudy.models.registry import get_spec
 
     _check_models(config, check_paths)
     models = config["models"]
+    for i, name in enumerate(config["generate"]["methods"]):
+        if name not in METHODS:
+            raise ConfigError(f"generate.methods[{i}]: unknown method {name!r}; known: {', '.join(METHODS)}")
+
     images = config["images"]
     if images["source"] in ("folder", "imagenet"):
         if not images.get("path"):
@@ -268,7 +273,7 @@ def _layer_names(spec) -> tuple[str, ...]:
     return tuple(name for name, _ in build_model(spec, pretrained=False).named_modules() if name)
 
 
-def load(paths: list[str | os.PathLike], overrides: dict | None = None) -> dict:
+def load(paths: list[str | os.PathLike], overrides: dict | None = None, check_paths: bool = True) -> dict:
     """Read YAML config files (later ones override earlier ones, key by key) and validate."""
     merged: dict[str, Any] = {}
     for path in paths:
@@ -282,7 +287,7 @@ def load(paths: list[str | os.PathLike], overrides: dict | None = None) -> dict:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
         merged = deep_merge(merged, data)
-    return validate(deep_merge(merged, overrides or {}))
+    return validate(deep_merge(merged, overrides or {}), check_paths=check_paths)
 
 
 def deep_merge(base: dict, update: dict) -> dict:

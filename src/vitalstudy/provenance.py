@@ -80,8 +80,8 @@ class Provenance:
         self.record["inputs"][str(path)] = digest
         return digest
 
-    def add_output(self, path: str | Path) -> None:
-        self.record["outputs"][str(path)] = sha256_file(path)
+    def add_output(self, path: str | Path, sha256: str | None = None) -> None:
+        self.record["outputs"][str(path)] = sha256 or sha256_file(path)
 
     def write(self, path: str | Path) -> None:
         """Store the record, with every asset the process read since the last record among its inputs."""

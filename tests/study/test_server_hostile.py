@@ -256,8 +256,8 @@ def test_every_malformed_request_gets_a_4xx_and_one_log_line(forms, tmp_path):
         assert _exchange(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").startswith(b"HTTP/1.0 200")
     finally:
         time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        out = proc.communicate(timeout=10)[0].decode("utf-8", "replace")
+        proc.send_signal(signal.SIGTERM)  # every line is flushed as it is logged
+        out = proc.communicate(timeout=60)[0].decode("utf-8", "replace")
     lines = out.splitlines()  # (the "serving" line was read above)
     assert "Traceback" not in out, out[-3000:]
     assert len(lines) == len(MALFORMED) + 1, "\n".join(lines)

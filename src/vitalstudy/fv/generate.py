@@ -21,23 +21,16 @@ import torch
 from PIL import Image
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.fv.bench import measure, run_batch_size
 from vitalstudy.fv.loop import Checkpointer, optimise
-from vitalstudy.fv.settings import REFERENCE_METHODS
+from vitalstudy.fv.registry import get_method
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models import get_spec, load_model
+from vitalstudy.progress import log as progress_log
+from vitalstudy.progress import progress
 from vitalstudy.provenance import code_version, package_versions
 from vitalstudy.references.targets import Target, parse_target
 from vitalstudy.seeding import derive_seed
-
-
-def method_classes() -> dict:
-    from vitalstudy.fv.deepinversion import DeepInversionMethod
-    from vitalstudy.fv.fourier import FourierMethod
-    from vitalstudy.fv.maco import MacoMethod
-    from vitalstudy.fv.vital import VitalMethod
-
-    return {"vital": VitalMethod, "vital_lrp": VitalMethod, "fourier": FourierMethod, "maco": MacoMethod,
-            "deepinversion": DeepInversionMethod}
 
 
 def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int) -> dict[str, Path]:
@@ -68,40 +61,62 @@ def _alpha_png(alpha: torch.Tensor) -> Image.Image:
 
 
 def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
-            method_config: dict, device: torch.device, batch_size: int, weights: str | None = None,
-            mixed_precision: bool = False, concepts: list[dict] | None = None, log=print,
+            method_config: dict, device: torch.device, batch_size: int | str, weights: str | None = None,
+            mixed_precision: bool = False, concepts: list[dict] | None = None, log=progress_log,
             model: torch.nn.Module | None = None) -> JobResult:
     """Generate every target of the job; returns the files read and one record per target (paths, sha256).
+    `batch_size`: images per optimisation batch, or "auto": the run's recorded one (fv.bench).
     `model`: the loaded model when the caller has it already (else it is loaded from `weights`)."""
     run_dir = Path(run_dir)
-    classes = method_classes()
-    if method_name not in classes:
-        raise VitalStudyError(f"generate: unknown method {method_name!r}; known: {', '.join(classes)}")
+    info = get_method(method_name)
     spec = get_spec(model_name)
     if model is None:
         model = load_model(model_name, weights=weights, device=device)
-    method = classes[method_name](method_name, spec, model, method_config, run_dir, device)
+    method = info.method_class()(method_name, spec, model, method_config, run_dir, device)
     targets = [parse_target(t, concepts) for t in target_ids]
-    references = {t.id: _references(run_dir, model_name, t) if method_name in REFERENCE_METHODS else []
+    references = {t.id: _references(run_dir, model_name, t) if info.reads_references else []
                   for t in targets}
     asset_files = list(getattr(method, "assets", lambda: [])())  # e.g. MACO's spectrum
     fingerprints = target_fingerprints(model_name, method_name, targets, seed, method_config, references, asset_files)
     todo = [t for t in targets if not _is_done(output_paths(run_dir, model_name, method_name, t.id, seed), fingerprints[t.id])]
     if len(todo) < len(targets):
         log(f"generate: {len(targets) - len(todo)} of {len(targets)} targets already done, skipped")
-    for batch in batches(method, todo, batch_size):
-        generate_batch(spec, method, batch, references, fingerprints, seed, device, batch_size, mixed_precision,
-                       checkpoint_dir=run_dir / "02_fv" / spec.name / method.name / "_work", log=log,
-                       write=lambda fv: fv.save(output_paths(run_dir, spec.name, method.name, fv.target, seed)))
-    read = [_references_path(run_dir, model_name, t) for t in targets if method_name in REFERENCE_METHODS]
+    groups = target_groups(method, todo)
+    if todo:
+        batch_size = run_batch_size(run_dir, spec, method_name, device, batch_size,
+                                    lambda: _measure(spec, method, next(iter(groups.values())), references, device,
+                                                     mixed_precision, log), log)
+    planned = batches(method, todo, int(batch_size)) if todo else []
+    with progress(total=len(todo), desc=f"generate {model_name} {method_name} seed {seed}: targets",
+                  unit="target") as done:
+        for number, batch in enumerate(planned, 1):
+            generate_batch(spec, method, batch, references, fingerprints, seed, device, batch_size, mixed_precision,
+                           checkpoint_dir=run_dir / "02_fv" / spec.name / method.name / "_work", log=log,
+                           name=f"batch {number}/{len(planned)}",
+                           write=lambda fv: fv.save(output_paths(run_dir, spec.name, method.name, fv.target, seed)))
+            done.update(len(batch))
+    read = [_references_path(run_dir, model_name, t) for t in targets if info.reads_references]
     return JobResult(inputs=[str(p) for p in read + asset_files],
-                     records=[_record(run_dir, model_name, method_name, t.id, seed) for t in targets])
+                     records=[_record(run_dir, model_name, method_name, t.id, seed) for t in targets],
+                     batch_size=batch_size if todo else None)
+
+
+def _measure(spec, method, group: list[Target], references, device, mixed_precision, log) -> list[dict]:
+    """Time the job's own method on its own targets (repeated when a candidate batch is larger)."""
+    def make_plan(n: int):
+        return method.plan([group[i % len(group)] for i in range(n)], references)
+    return measure(make_plan, getattr(method, "images_per_target", 1), spec.normalize, device, BENCH_STEPS,
+                   mixed_precision=mixed_precision, log=log, label=f"{spec.name} {method.name}")
+
+
+BENCH_STEPS = 3  # timed steps per candidate batch size when a run first needs one
 
 
 @dataclass
 class JobResult:
     inputs: list[str]
     records: list[dict]
+    batch_size: int | None = None  # the batch size used, None when every target was done already
 
 
 def _references_path(run_dir: Path, model: str, target: Target) -> Path:
@@ -125,14 +140,20 @@ def target_fingerprints(model_name: str, method_name: str, targets: list[Target]
                                [r["sha256"] for r in references[t.id]], assets) for t in targets}
 
 
-def batches(method, targets: list[Target], batch_size: int) -> list[list[Target]]:
-    """Targets that share an optimisation batch (the method's group), batch_size images at a time:
-    methods that optimise several images per target take fewer targets."""
+def target_groups(method, targets: list[Target]) -> dict[str, list[Target]]:
+    """Targets by the method's group: only targets of one group share an optimisation batch."""
     groups: dict[str, list[Target]] = {}
     for target in targets:
         groups.setdefault(method.group_key(target), []).append(target)
+    return groups
+
+
+def batches(method, targets: list[Target], batch_size: int) -> list[list[Target]]:
+    """The optimisation batches, batch_size images each: batch_size counts images, so methods that
+    optimise several images per target take fewer targets."""
     per_batch = max(1, batch_size // getattr(method, "images_per_target", 1))
-    return [group[start:start + per_batch] for group in groups.values() for start in range(0, len(group), per_batch)]
+    return [group[start:start + per_batch] for group in target_groups(method, targets).values()
+            for start in range(0, len(group), per_batch)]
 
 
 @dataclass
@@ -156,7 +177,8 @@ class Visualization:
 
 
 def generate_batch(spec, method, batch: list[Target], references, fingerprints, seed, device, batch_size,
-                   mixed_precision, checkpoint_dir: Path | None = None, write=None, log=print) -> list[Visualization]:
+                   mixed_precision, checkpoint_dir: Path | None = None, write=None, log=progress_log,
+                   name: str = "batch") -> list[Visualization]:
     """Optimise one batch of targets together: the one code path of the workflow's jobs and of
     `vitalstudy.visualize`. With `checkpoint_dir` the loop checkpoints there (a killed job resumes);
     `write` is called on each result before the checkpoint is cleared."""
@@ -169,9 +191,10 @@ def generate_batch(spec, method, batch: list[Target], references, fingerprints, 
         Checkpointer(Path(checkpoint_dir) / f"seed{seed}-{batch_fp}.pt", batch_fp, plan.settings.checkpoint_every)
     log(f"generate: {spec.name} {method.name} seed {seed}: {', '.join(t.id for t in batch)} on {device}")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mixed_precision and device.type == "cuda" else nullcontext()
-    with autocast:
+    with autocast, progress(total=plan.settings.steps, desc=f"  {name} ({len(batch)} targets): steps", unit="step",
+                            leave=False) as steps:
         result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
-                          generators, device, checkpoint)
+                          generators, device, checkpoint, bar=steps)
     out = []
     for t, target in enumerate(batch):
         i = t * per  # a target's first image

@@ -22,6 +22,7 @@ from pathlib import Path
 from string import ascii_lowercase
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.study.assignment import static_salt
 from vitalstudy.study.forms_gas import apps_script, item_title
 from vitalstudy.study.forms_html import render_pages
 from vitalstudy.study.forms_queries import (
@@ -47,13 +48,9 @@ def references_path(run_dir: Path, model: str, target: str) -> Path:
 
 
 def section_order(spec: StudySpec) -> list[Section]:
-    """Sections everyone sees, then per-subset ones, then demographics.
-
-    A Google Form can branch once (at the subset choice) but cannot re-join and branch again, so
-    the shared sections must all come before the subset-specific ones; the HTML follows suit.
-    """
-    rank = {False: 0, True: 1}
-    return sorted(spec.sections, key=lambda s: 2 if s.type == "demographics" else rank[s.latin])
+    """The sections in the spec's order: participants of the HTML forms see them so. (The Google Form
+    cannot follow it everywhere; ``forms_gas`` says where and why.)"""
+    return list(spec.sections)
 
 
 def required_inputs(spec: StudySpec, run_dir: Path) -> list[tuple[Section, Path]]:
@@ -337,9 +334,13 @@ class Builder:
             ))
             self.key[qid] = {**key, "catch": slot.catch}
 
-def manifest_version(spec: StudySpec, bank: StimulusBank) -> str:
+def manifest_version(spec: StudySpec, bank: StimulusBank, questions: list[dict]) -> str:
+    """Hash of the spec, the stimuli and the questions' keyed ids and stimuli: another blinding key
+    draws another assignment, which is another version (responses to one never match the other)."""
     hashes = sorted(hashlib.sha256(data).hexdigest() for data in bank.files.values())
-    blob = json.dumps({"spec": spec.raw, "stimuli": hashes}, sort_keys=True, default=str)
+    public = {k: v for k, v in spec.raw.items() if k != "completion"}  # the code must not be guessable from it
+    layout = [[q["question_id"], [s["stimulus_id"] for s in q["stimuli"]]] for q in questions]
+    blob = json.dumps({"spec": public, "stimuli": hashes, "questions": layout}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -384,10 +385,10 @@ def build_manifest(spec: StudySpec, run_dir: Path, private_dir: Path, scorer: Sc
     for q in builder.questions:
         for stimulus in q["stimuli"]:
             stimulus["sha256"] = builder.bank.sha256(stimulus["stimulus_id"])
-    version = manifest_version(spec, builder.bank)
+    version = manifest_version(spec, builder.bank, builder.questions)
     manifest = {
         "format": "vitalstudy.manifest/1", "study_id": spec.study_id, "manifest_version": version,
-        "title": spec.title, "welcome": spec.welcome, "instructions": spec.instructions,
+        "title": spec.title, "welcome": spec.welcome, "instructions": spec.instructions, "consent": spec.consent,
         "subsets": list(spec.subsets), "window": spec.window, "exclusions": spec.exclusions,
         "sections": [
             {"section_id": s.section_id, "type": s.type, "title": s.title, "instructions": s.instructions}
@@ -411,7 +412,7 @@ def write_forms(spec: StudySpec, run_dir: Path, study_dir: Path, scorer: ScorerF
     (staging / "stimuli").mkdir(parents=True)
     for stimulus_id, data in bank.files.items():
         (staging / "stimuli" / f"{stimulus_id}.png").write_bytes(data)
-    pages = render_pages(manifest, forbidden=spec.methods)
+    pages = render_pages(manifest, forbidden=spec.methods, assignment_salt=static_salt(private_dir))
     texts = {
         "manifest.json": json.dumps(manifest, indent=2) + "\n",
         "codebook.csv": to_csv(codebook_rows(manifest), ["column_header", "question_id", "field", "section_id", "type", "subset"]),
@@ -427,4 +428,9 @@ def write_forms(spec: StudySpec, run_dir: Path, study_dir: Path, scorer: ScorerF
     shutil.rmtree(forms_dir, ignore_errors=True)
     staging.rename(forms_dir)
     key_tmp.rename(private_dir / "answer_key.json")
+    completion = private_dir / "completion.json"
+    if spec.completion:
+        completion.write_text(json.dumps(spec.completion, indent=2) + "\n")
+    else:
+        completion.unlink(missing_ok=True)
     return manifest

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import hmac
-import html
 import io
 import ipaddress
 import json
@@ -28,14 +27,17 @@ import stat
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.study.safetext import csv_cell
-from vitalstudy.study.submission import InvalidSubmission, validate
+from vitalstudy.study.assignment import Assigner, hold_seconds, study_key
+from vitalstudy.study.forms_html import completion_page, message_page
+from vitalstudy.study.safetext import CSV_LINE_END, csv_cell, normalise_participant_id
+from vitalstudy.study.submission import PARTICIPANT, InvalidSubmission, validate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -55,8 +57,23 @@ class Conflict(Exception):
     """The submission clashes with a stored one of another participant or submission id."""
 
 
+class StoreError(Exception):
+    """The database could not take the write (disk full, locked too long): nothing was stored."""
+
+
+@dataclass
+class _Pending:
+    payload: dict
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: str | BaseException = ""
+
+
 class Store:
-    """The submissions table; one connection, writes serialised by a lock."""
+    """The submissions table, with group commit: one writer thread takes every submission waiting,
+    checks and inserts them in one transaction and commits it (one fsync, synchronous=FULL) before
+    any of them is acknowledged. Concurrent clients then share a commit instead of queueing behind
+    one fsync each (about 7 ms on this machine's disk: 20 clients queued 140 ms). Reads use their own
+    connection, so they see committed rows only."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,40 +81,84 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute(SCHEMA)
-        self.lock = threading.Lock()
+        self.reader = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        self.read_lock = threading.Lock()
+        self.pending: list[_Pending] = []
+        self.wake = threading.Condition()
+        self.closed = False
+        self.writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
+        self.writer.start()
 
     def insert(self, payload: dict) -> str:
-        """'stored', or 'duplicate' for a re-sent submission; Conflict when the participant id already
-        has another submission, or the submission id belongs to another participant."""
-        received = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        with self.lock:
-            earlier = self.conn.execute(
-                "SELECT participant_id FROM submissions WHERE submission_id = ?", (payload["submission_id"],)
-            ).fetchone()
-            if earlier:
-                if earlier[0] != payload["participant_id"]:
-                    raise Conflict(payload["participant_id"])
-                return "duplicate"
+        """'stored', or 'duplicate' for a re-sent submission, once committed; Conflict when the
+        participant id already has another submission, or the submission id belongs to another
+        participant; StoreError when the database failed (nothing of that batch is stored)."""
+        item = _Pending(payload)
+        with self.wake:
+            if self.closed:
+                raise StoreError("the store is closed")
+            self.pending.append(item)
+            self.wake.notify()
+        item.done.wait()
+        if isinstance(item.outcome, BaseException):
+            raise item.outcome
+        return item.outcome
+
+    def _write_loop(self) -> None:
+        while True:
+            with self.wake:
+                while not self.pending and not self.closed:
+                    self.wake.wait()
+                if not self.pending:
+                    return
+                batch, self.pending = self.pending, []
             try:
-                self.conn.execute(
-                    "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (payload["submission_id"], payload["participant_id"], payload["study_id"],
-                     payload["manifest_version"], payload["subset"], received,
-                     json.dumps(payload, sort_keys=True)),
-                )
-            except sqlite3.IntegrityError:
-                raise Conflict(payload["participant_id"]) from None
+                self.conn.execute("BEGIN IMMEDIATE")
+                outcomes = [self._insert_one(item.payload) for item in batch]
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                outcomes = [StoreError(f"database error: {exc}")] * len(batch)
+            for item, outcome in zip(batch, outcomes):
+                item.outcome = outcome
+                item.done.set()
+
+    def _insert_one(self, payload: dict) -> str | Conflict:
+        earlier = self.conn.execute(
+            "SELECT participant_id FROM submissions WHERE submission_id = ?", (payload["submission_id"],)
+        ).fetchone()
+        if earlier:
+            return "duplicate" if earlier[0] == payload["participant_id"] else Conflict(payload["participant_id"])
+        received = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        try:
+            self.conn.execute(
+                "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (payload["submission_id"], payload["participant_id"], payload["study_id"],
+                 payload["manifest_version"], payload["subset"], received, json.dumps(payload, sort_keys=True)),
+            )
+        except sqlite3.IntegrityError:  # this participant id is taken (the statement alone is undone)
+            return Conflict(payload["participant_id"])
         return "stored"
 
     def exists(self, submission_id: str) -> bool:
-        with self.lock:
-            row = self.conn.execute("SELECT 1 FROM submissions WHERE submission_id = ?", (submission_id,))
+        with self.read_lock:
+            row = self.reader.execute("SELECT 1 FROM submissions WHERE submission_id = ?", (submission_id,))
             return row.fetchone() is not None
 
     def export(self) -> list[dict]:
-        with self.lock:
-            rows = self.conn.execute("SELECT payload, received_at FROM submissions ORDER BY received_at").fetchall()
+        with self.read_lock:
+            rows = self.reader.execute("SELECT payload, received_at FROM submissions ORDER BY received_at").fetchall()
         return [{**stored_payload(p), "received_at": r} for p, r in rows]
+
+    def close(self) -> None:
+        """Commit what is waiting, then close both connections."""
+        with self.wake:
+            self.closed = True
+            self.wake.notify()
+        self.writer.join(timeout=30)
+        self.conn.close()
+        self.reader.close()
 
 
 def stored_payload(text) -> dict:
@@ -115,7 +176,7 @@ def export_csv(submissions: list[dict], codebook: list[dict]) -> str:
     every cell through `safetext.csv_cell` (formulas neutralised as ingestion does, text that cannot
     be encoded shown as U+FFFD), so no stored value can break the export."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator=CSV_LINE_END)
     writer.writerow([csv_cell(c["column_header"]) for c in codebook])
     for s in submissions:
         answers = s.get("answers") if isinstance(s.get("answers"), dict) else {}
@@ -155,6 +216,7 @@ class StudyServer(ThreadingHTTPServer):
         self.completion_code = completion_code
         self.completion_url = completion_url
         self.max_bytes = max_bytes
+        self.assigner: Assigner | None = None  # set by make_server when the study has subsets
         self.origins = {o.rstrip("/").lower() for o in origins}
         port = self.server_address[1]
         # Bound to loopback, only loopback names may appear in Host (DNS rebinding); otherwise any.
@@ -217,7 +279,9 @@ class StudyServer(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
-        self.store.conn.close()
+        self.store.close()
+        if self.assigner:
+            self.assigner.close()
 
 
 def printable_log(text: str, limit: int = 200) -> str:
@@ -316,9 +380,8 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, obj) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json")
 
-    def _html(self, status: int, title: str, text: str) -> None:
-        page = f"<!doctype html><meta charset=utf-8><title>{title}</title><main>{text}</main>"
-        self._send(status, page.encode(), "text/html; charset=utf-8")
+    def _html(self, status: int, title: str, text: str, page: str | None = None) -> None:
+        self._send(status, (page or message_page(title, text)).encode(), "text/html; charset=utf-8")
 
     def _bundle_file(self, path: str) -> bytes | None:
         """A participant-facing file's bytes, or None: only a regular file (not a symlink, nor a hard
@@ -360,12 +423,9 @@ class Handler(BaseHTTPRequestHandler):
     def _complete(self, submission_id: str) -> None:
         if not self.server.store.exists(submission_id):
             return self._html(404, "Unknown submission", "<p>No submission with this id was received.</p>")
-        code = html.escape(self.server.completion_code)
-        text = f"<h1>Thank you!</h1><p>Your answers were received. Completion code: <strong id=code>{code}</strong></p>"
-        if self.server.completion_url:
-            url = html.escape(self.server.completion_url.replace("{code}", self.server.completion_code))
-            text += f'<p><a id=return href="{url}">Return to the study platform</a></p>'
-        self._html(200, "Thank you", text)
+        url = self.server.completion_url
+        url = url.replace("{code}", self.server.completion_code) if url else None
+        self._html(200, "Thank you", "", completion_page(self.server.manifest["title"], self.server.completion_code, url))
 
     def _export(self, path: str, query: dict) -> None:
         expected = self.server.admin_token
@@ -403,14 +463,38 @@ class Handler(BaseHTTPRequestHandler):
             return 411, "one numeric Content-Length required"
         return None
 
+    def _assignment(self, path: str, length: int) -> None:
+        """POST /api/assign {participant_id}: the participant's subset (the server decides, stably);
+        POST /api/decline {participant_id}: forget the assignment of someone who declined consent."""
+        if not self.server.assigner:
+            return self._json(404, {"error": "this study has no subsets"})
+        if length > 4096:
+            self.close_connection = True
+            self.rfile.read(min(length, DRAIN_LIMIT))
+            return self._json(413, {"error": "payload larger than 4096 bytes"})
+        try:
+            pid = json.loads(self.rfile.read(length).decode("utf-8")).get("participant_id")
+        except (ValueError, AttributeError, RecursionError):
+            return self._json(400, {"error": "expected a JSON object {participant_id}"})
+        if not isinstance(pid, str) or not PARTICIPANT.fullmatch(normalise_participant_id(pid)):
+            return self._json(400, {"error": "participant_id: expected 1-128 letters, digits or _.@+-"})
+        if path == "/api/decline":
+            self.server.assigner.release(pid)
+            return self._json(200, {"status": "forgotten"})
+        subset = self.server.assigner.assign(pid)
+        self._json(200, {"subset": subset, "page": f"subset-{subset}.html"})
+
     def do_POST(self):  # noqa: N802 - http.server naming
-        if urlsplit(self.path).path != "/api/submit":
+        path = urlsplit(self.path).path
+        if path not in ("/api/submit", "/api/assign", "/api/decline"):
             return self._json(404, {"error": "not found"})
         problem = self._post_problem()
         if problem:
             self.close_connection = True
             return self._json(problem[0], {"error": problem[1]})
         length = int(self.headers["Content-Length"].strip())
+        if path != "/api/submit":
+            return self._assignment(path, length)
         if length > self.server.max_bytes:
             self.close_connection = True
             self.rfile.read(min(length, DRAIN_LIMIT))
@@ -425,8 +509,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(400, {"error": str(exc)})
         except (ValueError, RecursionError):  # undecodable bytes, bad JSON, absurd nesting
             return self._json(400, {"error": "not valid JSON"})
+        assigned = self.server.assigner.assigned(payload["participant_id"]) if self.server.assigner else None
+        if assigned not in (None, payload["subset"]):
+            return self._json(409, {"error": f"this participant id was assigned part {assigned}, not {payload['subset']}"})
         try:
             outcome = self.server.store.insert(payload)
+        except StoreError as exc:
+            self._note = f" {exc}"
+            return self._json(503, {"error": "the answers could not be stored just now; please try again"})
         except Conflict:
             return self._json(409, {"error": "this participant id has already submitted (or the submission id is taken)"})
         self._note = f" submission {payload['submission_id']} {outcome}"
@@ -440,12 +530,21 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(forms_dir: Path, db: Path, host: str = "127.0.0.1", port: int = 8000, *,
-                admin_token: str | None = None, completion_code: str = "COMPLETED",
+                admin_token: str | None = None, completion_code: str | None = None,
                 completion_url: str | None = None, max_bytes: int = 256 * 1024,
                 origins: tuple[str, ...] = ()) -> StudyServer:
-    """A ready server (call ``serve_forever``); fails clearly when the bundle is incomplete."""
+    """A ready server (call ``serve_forever``); fails clearly when the bundle is incomplete.
+
+    The completion code and URL default to the spec's ``completion`` (``private/completion.json``).
+    """
     for name in ("manifest.json", "codebook.csv"):
         if not (forms_dir / name).is_file():
             raise VitalStudyError(f"{forms_dir / name}: missing; point --forms at a built forms/ directory")
-    return StudyServer((host, port), forms_dir, Store(db), admin_token, completion_code, completion_url, max_bytes,
-                       origins)
+    private = forms_dir.parent / "private"
+    completion = json.loads((private / "completion.json").read_text()) if (private / "completion.json").is_file() else {}
+    server = StudyServer((host, port), forms_dir, Store(db), admin_token,
+                         completion_code or completion.get("code") or "COMPLETED",
+                         completion_url or completion.get("url"), max_bytes, origins)
+    if server.manifest["subsets"]:
+        server.assigner = Assigner(db, server.manifest["subsets"], study_key(private), hold_seconds(server.manifest))
+    return server
