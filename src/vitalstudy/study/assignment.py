@@ -3,7 +3,8 @@
 Participants never choose a subset: a latin-square study is only counterbalanced when every subset
 gets about as many people. The server gives each new participant id the *least-filled* subset, where
 a subset's fill is its stored submissions plus the participants still working on it (assigned less
-than ``hold_seconds`` ago and not yet submitted; someone who gave up frees the place after that).
+than ``hold_seconds`` ago, the spec's longest accepted completion time, and not yet submitted;
+someone who gave up frees the place after that).
 Ties are broken by an HMAC of the participant id under the study's secret key (``private/``), so
 neither the public spec nor the code predicts which subset a given id gets. The same id always gets
 the same subset back (stable on reload; ids compared normalised, as the server stores them). The
@@ -33,6 +34,13 @@ CREATE TABLE IF NOT EXISTS assignments (
   participant_key TEXT PRIMARY KEY, subset TEXT NOT NULL, assigned_at REAL NOT NULL, touched_at REAL NOT NULL
 )"""
 HOLD_SECONDS = 2 * 3600  # a participant who has not submitted within this time no longer fills a subset
+
+
+def hold_seconds(manifest: dict) -> float:
+    """How long an unfinished participant holds a place: the spec's longest accepted completion time
+    (exclusions.completion_seconds.max: anyone slower is excluded anyway), else HOLD_SECONDS."""
+    bounds = (manifest.get("exclusions") or {}).get("completion_seconds") or {}
+    return float(bounds.get("max") or HOLD_SECONDS)
 
 
 def participant_key(participant_id: str) -> str:

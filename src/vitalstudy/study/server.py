@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.study.assignment import Assigner, study_key
+from vitalstudy.study.assignment import Assigner, hold_seconds, study_key
 from vitalstudy.study.forms_html import completion_page, message_page
 from vitalstudy.study.safetext import CSV_LINE_END, csv_cell, normalise_participant_id
 from vitalstudy.study.submission import PARTICIPANT, InvalidSubmission, validate
@@ -553,5 +553,5 @@ def make_server(forms_dir: Path, db: Path, host: str = "127.0.0.1", port: int = 
                          completion_code or completion.get("code") or "COMPLETED",
                          completion_url or completion.get("url"), max_bytes, origins)
     if server.manifest["subsets"]:
-        server.assigner = Assigner(db, server.manifest["subsets"], study_key(private))
+        server.assigner = Assigner(db, server.manifest["subsets"], study_key(private), hold_seconds(server.manifest))
     return server
