@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from vitalstudy.errors import VitalStudyError
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
+    if os.environ.get("SLURM_JOB_ID"):  # where a cluster job ran, at the top of its log
+        print(f"vitalstudy {args.command}: SLURM job {os.environ['SLURM_JOB_ID']}, partition "
+              f"{os.environ.get('SLURM_JOB_PARTITION', '?')}, node {os.environ.get('SLURMD_NODENAME', '?')}",
+              file=sys.stderr)
     if args.gpus is not None:  # before the stage module imports torch
         from vitalstudy.gpu_slots import assign
 
