@@ -238,6 +238,32 @@ def test_two_afc_visualizations_are_as_large_as_the_photos(browser, bundle):
         context.close()
 
 
+@pytest.mark.parametrize("width", [320, 430])
+def test_every_screen_fits_phones_from_320_to_430_px(browser, bundle, width):
+    """Each screen of each subset's form, the entry page and the server's pages, shown in turn."""
+    from vitalstudy.study.forms_html import completion_page, message_page
+
+    forms, manifest = bundle
+    context = browser.new_context(viewport={"width": width, "height": 700}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    for subset in manifest["subsets"]:
+        page.goto((forms / f"subset-{subset}.html").as_uri())
+        for index in range(page.locator("section.page").count()):
+            page.evaluate(f"i => document.querySelectorAll('section.page').forEach((p, j) => p.hidden = j !== i)", index)
+            page.wait_for_function(SHOWN_IMAGES_LOADED)
+            where = f"subset {subset}, screen {index}"
+            assert page.evaluate(OVERFLOW) == [], where
+            assert page.evaluate(SMALL_TARGETS) == [], where
+    page.goto((forms / "index.html").as_uri())
+    assert page.evaluate(OVERFLOW) == [] and page.evaluate(SMALL_TARGETS) == []
+    for html in (completion_page("A study title that is rather long for a phone", "CODE-1234567890-ABCDEFGHIJ",
+                                 "https://app.prolific.com/submissions/complete?cc=CODE-1234567890-ABCDEFGHIJ"),
+                 message_page("Unknown submission", "<p>No submission with this id was received.</p>")):
+        page.set_content(html)
+        assert page.evaluate(OVERFLOW) == [] and page.evaluate(SMALL_TARGETS) == []
+    context.close()
+
+
 def test_reload_mid_study_resumes_at_the_same_question_with_answers_kept(browser, bundle, server):
     forms, manifest = bundle
     base, db = server
