@@ -76,3 +76,13 @@ def test_figures_from_a_bench_report_and_a_run_record(tmp_path):
     text = render(_config(), {"generate": 4, "select_references": 9}, {"generate": "generate",
                   "select_references": "references"}, figures, 10.0, [1, 4])
     assert "  references       9  (select_references 9)" in text and "device cuda:H100:" in text and "4 devices:" in text
+
+
+def test_cli_prints_the_estimate(repo):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "vitalstudy.cli", "plan", "--configfile", "config/config.yaml",
+                           "--no-dag", "--bench", "--devices", "1", "2"], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "device cuda (assumed):" in done.stdout and "2 devices:" in done.stdout
