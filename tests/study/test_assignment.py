@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from forms_fixtures import build
 
-from vitalstudy.study.assignment import Assigner, least_filled, static_subset, tie_order
+from vitalstudy.study.assignment import HOLD_SECONDS, Assigner, hold_seconds, least_filled, static_subset, tie_order
 from vitalstudy.study.server import SCHEMA, make_server
 from vitalstudy.study.simulate import Rater, answer_question
 
@@ -54,6 +54,10 @@ def test_assignments_fill_subsets_evenly_and_are_stable(assigner):
     assert sorted(Counter(first).values()) == [2, 2, 3]
     assert [a.assign(f"p{i}") for i in range(7)] == first  # a reload gets the same subset
     assert a.assign("P3 ") == first[3]  # ids compared as ingestion compares them
+    with sqlite3.connect(db) as conn:
+        keys = [k for (k,) in conn.execute("SELECT participant_key FROM assignments")]
+    assert len(keys) == 7 and all(len(k) == 64 for k in keys)  # keyed hashes, not the ids
+    assert set(keys).isdisjoint({f"p{i}" for i in range(7)})
 
 
 def test_abandoned_participants_free_their_place_and_submissions_count(assigner):
@@ -76,6 +80,11 @@ def test_concurrent_starts_stay_balanced(assigner):
     with ThreadPoolExecutor(8) as pool:
         subsets = list(pool.map(a.assign, [f"c{i}" for i in range(30)]))
     assert sorted(Counter(subsets).values()) == [10, 10, 10]
+
+
+def test_hold_time_is_the_longest_accepted_completion_time():
+    assert hold_seconds({"exclusions": {"completion_seconds": {"min": 10, "max": 3600}}}) == 3600
+    assert hold_seconds({"exclusions": {"completion_seconds": None}}) == HOLD_SECONDS
 
 
 def test_static_rule_spreads_ids():

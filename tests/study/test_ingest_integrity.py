@@ -243,3 +243,32 @@ def test_raw_files_are_never_modified(study, tmp_path):
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in raw.iterdir()}
     run(study, [raw], tmp_path / "out")
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in raw.iterdir()} == before
+
+
+@pytest.mark.parametrize(("change", "reason", "field"), [
+    ({"started_at": "2026-03-01T11:00:00Z"}, "bad_timestamp", "started_at"),  # after submitted_at 10:12
+    ({"started_at": "0001-01-01T00:00:00Z"}, "bad_timestamp", "started_at"),
+    ({"submitted_at": "0001-01-01T00:00:00"}, "bad_timestamp", "submitted_at"),
+])
+def test_implausible_timestamps_are_quarantined(tmp_path, monkeypatch, change, reason, field):
+    monkeypatch.setenv("VITALSTUDY_PARTICIPANT_SALT", "s")
+    paths = build_study(tmp_path / "forms", window=False)
+    (tmp_path / "a.json").write_text(json.dumps(submission("a1", **change)))
+    report = ingest([tmp_path / "a.json"], [], paths["manifest"], paths["codebook"], paths["answer_key"],
+                    tmp_path / "out")
+    quarantine = assert_accounted(report, tmp_path / "out")
+    assert [(r["reason"], r["field"]) for r in quarantine] == [(reason, field)]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("\u200b", ("answer", "empty_free_text", "free_label.q01@1")),
+    ("\u3164\u3164", ("answer", "empty_free_text", "free_label.q01@1")),
+    (["espresso"], ("answer", "invalid_type", "free_label.q01@1")),
+    ({"a": 1}, ("row", "incomplete", "free_label.q01@1:value")),  # an object is read as fields: none is `value`
+])
+def test_invisible_or_structured_answers_are_quarantined(study, tmp_path, value, expected):
+    (tmp_path / "a.json").write_text(json.dumps(submission("a1", answers={**good_answers("1"),
+                                                                          "free_label.q01@1": value})))
+    report = run(study, [tmp_path / "a.json"], tmp_path / "out")
+    quarantine = assert_accounted(report, tmp_path / "out")
+    assert [(r["level"], r["reason"], r["field"]) for r in quarantine] == [expected]

@@ -3,10 +3,13 @@
 Participants never choose a subset: a latin-square study is only counterbalanced when every subset
 gets about as many people. The server gives each new participant id the *least-filled* subset, where
 a subset's fill is its stored submissions plus the participants still working on it (assigned less
-than ``hold_seconds`` ago and not yet submitted; someone who gave up frees the place after that).
+than ``hold_seconds`` ago, the spec's longest accepted completion time, and not yet submitted;
+someone who gave up frees the place after that).
 Ties are broken by an HMAC of the participant id under the study's secret key (``private/``), so
 neither the public spec nor the code predicts which subset a given id gets. The same id always gets
-the same subset back (stable on reload; ids compared normalised, as the server stores them).
+the same subset back (stable on reload; ids compared normalised, as the server stores them). The
+assignments table holds a keyed hash of each id, never the id: someone who leaves before consenting,
+or declines, leaves no id behind.
 
 Without a server (a static form opened from disk or a static host) there is no shared count: the
 entry page assigns by a keyed hash of the participant id alone (``static_subset``), balanced only
@@ -31,6 +34,13 @@ CREATE TABLE IF NOT EXISTS assignments (
   participant_key TEXT PRIMARY KEY, subset TEXT NOT NULL, assigned_at REAL NOT NULL, touched_at REAL NOT NULL
 )"""
 HOLD_SECONDS = 2 * 3600  # a participant who has not submitted within this time no longer fills a subset
+
+
+def hold_seconds(manifest: dict) -> float:
+    """How long an unfinished participant holds a place: the spec's longest accepted completion time
+    (exclusions.completion_seconds.max: anyone slower is excluded anyway), else HOLD_SECONDS."""
+    bounds = (manifest.get("exclusions") or {}).get("completion_seconds") or {}
+    return float(bounds.get("max") or HOLD_SECONDS)
 
 
 def participant_key(participant_id: str) -> str:
@@ -83,6 +93,10 @@ class Assigner:
         self.conn.execute(SCHEMA)
         self.lock = threading.Lock()
 
+    def hashed(self, participant_id: str) -> str:
+        """What the assignments table stores for an id: HMAC of the normalised id under the study key."""
+        return hmac.new(self.key, b"participant\x00" + participant_key(participant_id).encode(), hashlib.sha256).hexdigest()
+
     def fill(self) -> dict[str, int]:
         """Submissions per subset plus participants assigned within the hold time who have not submitted."""
         with self.lock:
@@ -90,8 +104,7 @@ class Assigner:
 
     def _fill(self, now: float) -> dict[str, int]:
         fill = dict.fromkeys(self.subsets, 0)
-        submitted = {participant_key(p): s for p, s in
-                     self.conn.execute("SELECT participant_id, subset FROM submissions")}
+        submitted = {self.hashed(p): s for p, s in self.conn.execute("SELECT participant_id, subset FROM submissions")}
         for subset in submitted.values():
             if subset in fill:
                 fill[subset] += 1
@@ -103,16 +116,16 @@ class Assigner:
     def assigned(self, participant_id: str) -> str | None:
         with self.lock:
             row = self.conn.execute("SELECT subset FROM assignments WHERE participant_key = ?",
-                                    (participant_key(participant_id),)).fetchone()
+                                    (self.hashed(participant_id),)).fetchone()
         return row[0] if row else None
 
     def assign(self, participant_id: str) -> str:
         """This participant's subset: the one given before, else the least-filled one now."""
-        pkey = participant_key(participant_id)
         with self.lock:
-            return self._assign(pkey, self.clock())
+            return self._assign(participant_key(participant_id), self.clock())
 
-    def _assign(self, pkey: str, now: float) -> str:
+    def _assign(self, pid: str, now: float) -> str:
+        pkey = self.hashed(pid)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             row = self.conn.execute("SELECT subset FROM assignments WHERE participant_key = ?", (pkey,)).fetchone()
@@ -121,8 +134,8 @@ class Assigner:
                 subset = row[0]
             else:
                 stored = self.conn.execute("SELECT subset FROM submissions WHERE participant_id = ?",
-                                           (pkey,)).fetchone()
-                subset = stored[0] if stored else least_filled(self._fill(now), tie_order(self.key, pkey, self.subsets))
+                                           (pid,)).fetchone()
+                subset = stored[0] if stored else least_filled(self._fill(now), tie_order(self.key, pid, self.subsets))
                 self.conn.execute("INSERT INTO assignments VALUES (?, ?, ?, ?)", (pkey, subset, now, now))
             self.conn.execute("COMMIT")
         except BaseException:
@@ -133,9 +146,9 @@ class Assigner:
     def release(self, participant_id: str) -> None:
         """Forget a participant who declined consent (nothing about them is kept); a stored
         submission keeps its assignment."""
-        pkey = participant_key(participant_id)
+        pkey = self.hashed(participant_id)
         with self.lock:
-            submitted = {participant_key(p) for (p,) in self.conn.execute("SELECT participant_id FROM submissions")}
+            submitted = {self.hashed(p) for (p,) in self.conn.execute("SELECT participant_id FROM submissions")}
             if pkey not in submitted:
                 self.conn.execute("DELETE FROM assignments WHERE participant_key = ?", (pkey,))
 

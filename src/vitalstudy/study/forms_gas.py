@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vitalstudy.study.assignment import hold_seconds
 from vitalstudy.study.forms_html import visible
 
 INTERPRETER = Path(__file__).parent / "static" / "google_form.gs"
@@ -75,6 +76,7 @@ def form_description(manifest: dict) -> dict:
         "description": "\n\n".join([manifest["welcome"], *([manifest["consent"]["text"]] if manifest.get("consent") else []),
                                     manifest["instructions"]]),
         "participant_item": PARTICIPANT_ITEM,
+        "hold_seconds": hold_seconds(manifest),
         "subset_item": SUBSET_ITEM,
         "shared": shared,
         "branches": branches,

@@ -33,7 +33,7 @@ from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import StagedOutputs, atomic_path, persistent_secret, sha256_file, write_json
 from vitalstudy.progress import progress
 from vitalstudy.provenance import Provenance
-from vitalstudy.study.answers import PARSERS, AnswerError, infer_day_first, parse_timestamp
+from vitalstudy.study.answers import EARLIEST, PARSERS, AnswerError, infer_day_first, parse_timestamp
 from vitalstudy.study.design import StudyDesign, load_design
 from vitalstudy.study.exports import (MAX_CELL_CHARS, Cell, InputFile, Problem, Submission, discover, printable,
                                       read_file, undecodable)
@@ -166,11 +166,16 @@ def row_problem(sub: Submission, design: StudyDesign, day_first: bool, salt: byt
             stamp = parse_timestamp(sub.fixed[name], day_first)
         except (ValueError, OverflowError):
             return Problem("bad_timestamp", name, f"value {str(sub.fixed[name])[:60]!r} is not a date and time")
+        if stamp < EARLIEST:
+            return Problem("bad_timestamp", name, f"{stamp.isoformat()} is before {EARLIEST.year}")
         window = design.window
         if window and not window[0] <= stamp <= window[1]:
             return Problem("outside_window", name, f"{stamp.isoformat()} is outside {window[0].isoformat()} .. "
                                                    f"{window[1].isoformat()}")
         setattr(sub, "started" if name == "started_at" else "submitted", stamp)
+    if sub.started and sub.submitted and sub.started > sub.submitted:
+        return Problem("bad_timestamp", "started_at", f"{sub.started.isoformat()} is after submitted_at "
+                                                      f"{sub.submitted.isoformat()}")
     return None
 
 

@@ -9,13 +9,14 @@ stored by the server and then made every CSV export fail and ingestion crash.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Spreadsheet formula triggers (OWASP "CSV injection"): a cell starting with one of these is prefixed
 # with ' on writing; ' itself is included so that the prefix can always be undone (`unneutralise`).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
-# Allowed control characters: tab and line breaks (a multi-line Google Forms answer has them).
-ALLOWED_CONTROLS = frozenset("\t\n\r")
+# Control characters (C0, DEL, C1) are refused but tab and line breaks (a multi-line Google Forms
+# answer has them).
 # Explicit bidirectional overrides and isolates reorder how the rest of a cell is displayed.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Characters that render as nothing although Unicode classes them as letters or symbols.
@@ -23,18 +24,21 @@ BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e\u034f\u17b4\u17b
 INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
 
 
+REFUSED = re.compile("[\ud800-\udfff]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|[" + "".join(sorted(BIDI_CONTROLS)) + "]")
+
+
 def text_problem(text: str) -> str | None:
     """Why `text` may not be stored, or None: lone surrogates (not encodable as UTF-8), NUL and other
     control characters, bidirectional overrides. Checked for every string a participant sends."""
-    for ch in text:
-        code = ord(ch)
-        if 0xD800 <= code <= 0xDFFF:
-            return f"a lone UTF-16 surrogate (U+{code:04X}), not valid Unicode text"
-        if (code < 0x20 or 0x7F <= code < 0xA0) and ch not in ALLOWED_CONTROLS:
-            return f"the control character U+{code:04X}"
-        if ch in BIDI_CONTROLS:
-            return f"the bidirectional control U+{code:04X}"
-    return None
+    found = REFUSED.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if 0xD800 <= code <= 0xDFFF:
+        return f"a lone UTF-16 surrogate (U+{code:04X}), not valid Unicode text"
+    if found.group() in BIDI_CONTROLS:
+        return f"the bidirectional control U+{code:04X}"
+    return f"the control character U+{code:04X}"
 
 
 def is_invisible(text: str) -> bool:

@@ -27,13 +27,14 @@ import stat
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.study.assignment import Assigner, study_key
+from vitalstudy.study.assignment import Assigner, hold_seconds, study_key
 from vitalstudy.study.forms_html import completion_page, message_page
 from vitalstudy.study.safetext import CSV_LINE_END, csv_cell, normalise_participant_id
 from vitalstudy.study.submission import PARTICIPANT, InvalidSubmission, validate
@@ -56,8 +57,23 @@ class Conflict(Exception):
     """The submission clashes with a stored one of another participant or submission id."""
 
 
+class StoreError(Exception):
+    """The database could not take the write (disk full, locked too long): nothing was stored."""
+
+
+@dataclass
+class _Pending:
+    payload: dict
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: str | BaseException = ""
+
+
 class Store:
-    """The submissions table; one connection, writes serialised by a lock."""
+    """The submissions table, with group commit: one writer thread takes every submission waiting,
+    checks and inserts them in one transaction and commits it (one fsync, synchronous=FULL) before
+    any of them is acknowledged. Concurrent clients then share a commit instead of queueing behind
+    one fsync each (about 7 ms on this machine's disk: 20 clients queued 140 ms). Reads use their own
+    connection, so they see committed rows only."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,40 +81,84 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute(SCHEMA)
-        self.lock = threading.Lock()
+        self.reader = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        self.read_lock = threading.Lock()
+        self.pending: list[_Pending] = []
+        self.wake = threading.Condition()
+        self.closed = False
+        self.writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
+        self.writer.start()
 
     def insert(self, payload: dict) -> str:
-        """'stored', or 'duplicate' for a re-sent submission; Conflict when the participant id already
-        has another submission, or the submission id belongs to another participant."""
-        received = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        with self.lock:
-            earlier = self.conn.execute(
-                "SELECT participant_id FROM submissions WHERE submission_id = ?", (payload["submission_id"],)
-            ).fetchone()
-            if earlier:
-                if earlier[0] != payload["participant_id"]:
-                    raise Conflict(payload["participant_id"])
-                return "duplicate"
+        """'stored', or 'duplicate' for a re-sent submission, once committed; Conflict when the
+        participant id already has another submission, or the submission id belongs to another
+        participant; StoreError when the database failed (nothing of that batch is stored)."""
+        item = _Pending(payload)
+        with self.wake:
+            if self.closed:
+                raise StoreError("the store is closed")
+            self.pending.append(item)
+            self.wake.notify()
+        item.done.wait()
+        if isinstance(item.outcome, BaseException):
+            raise item.outcome
+        return item.outcome
+
+    def _write_loop(self) -> None:
+        while True:
+            with self.wake:
+                while not self.pending and not self.closed:
+                    self.wake.wait()
+                if not self.pending:
+                    return
+                batch, self.pending = self.pending, []
             try:
-                self.conn.execute(
-                    "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (payload["submission_id"], payload["participant_id"], payload["study_id"],
-                     payload["manifest_version"], payload["subset"], received,
-                     json.dumps(payload, sort_keys=True)),
-                )
-            except sqlite3.IntegrityError:
-                raise Conflict(payload["participant_id"]) from None
+                self.conn.execute("BEGIN IMMEDIATE")
+                outcomes = [self._insert_one(item.payload) for item in batch]
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                outcomes = [StoreError(f"database error: {exc}")] * len(batch)
+            for item, outcome in zip(batch, outcomes):
+                item.outcome = outcome
+                item.done.set()
+
+    def _insert_one(self, payload: dict) -> str | Conflict:
+        earlier = self.conn.execute(
+            "SELECT participant_id FROM submissions WHERE submission_id = ?", (payload["submission_id"],)
+        ).fetchone()
+        if earlier:
+            return "duplicate" if earlier[0] == payload["participant_id"] else Conflict(payload["participant_id"])
+        received = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        try:
+            self.conn.execute(
+                "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (payload["submission_id"], payload["participant_id"], payload["study_id"],
+                 payload["manifest_version"], payload["subset"], received, json.dumps(payload, sort_keys=True)),
+            )
+        except sqlite3.IntegrityError:  # this participant id is taken (the statement alone is undone)
+            return Conflict(payload["participant_id"])
         return "stored"
 
     def exists(self, submission_id: str) -> bool:
-        with self.lock:
-            row = self.conn.execute("SELECT 1 FROM submissions WHERE submission_id = ?", (submission_id,))
+        with self.read_lock:
+            row = self.reader.execute("SELECT 1 FROM submissions WHERE submission_id = ?", (submission_id,))
             return row.fetchone() is not None
 
     def export(self) -> list[dict]:
-        with self.lock:
-            rows = self.conn.execute("SELECT payload, received_at FROM submissions ORDER BY received_at").fetchall()
+        with self.read_lock:
+            rows = self.reader.execute("SELECT payload, received_at FROM submissions ORDER BY received_at").fetchall()
         return [{**stored_payload(p), "received_at": r} for p, r in rows]
+
+    def close(self) -> None:
+        """Commit what is waiting, then close both connections."""
+        with self.wake:
+            self.closed = True
+            self.wake.notify()
+        self.writer.join(timeout=30)
+        self.conn.close()
+        self.reader.close()
 
 
 def stored_payload(text) -> dict:
@@ -219,7 +279,7 @@ class StudyServer(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
-        self.store.conn.close()
+        self.store.close()
         if self.assigner:
             self.assigner.close()
 
@@ -454,6 +514,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(409, {"error": f"this participant id was assigned part {assigned}, not {payload['subset']}"})
         try:
             outcome = self.server.store.insert(payload)
+        except StoreError as exc:
+            self._note = f" {exc}"
+            return self._json(503, {"error": "the answers could not be stored just now; please try again"})
         except Conflict:
             return self._json(409, {"error": "this participant id has already submitted (or the submission id is taken)"})
         self._note = f" submission {payload['submission_id']} {outcome}"
@@ -483,5 +546,5 @@ def make_server(forms_dir: Path, db: Path, host: str = "127.0.0.1", port: int = 
                          completion_code or completion.get("code") or "COMPLETED",
                          completion_url or completion.get("url"), max_bytes, origins)
     if server.manifest["subsets"]:
-        server.assigner = Assigner(db, server.manifest["subsets"], study_key(private))
+        server.assigner = Assigner(db, server.manifest["subsets"], study_key(private), hold_seconds(server.manifest))
     return server

@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+from vitalstudy.study.answers import EARLIEST
 from vitalstudy.study.safetext import is_invisible, normalise_participant_id, text_problem
 
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 PARTICIPANT = re.compile(r"[a-z0-9_.@+-]{1,128}")  # after normalisation (case-folded)
 ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 CLOCK_SKEW = timedelta(days=1)  # a participant's clock may be this far ahead of the server's
 TOP_LEVEL = {
     "format", "submission_id", "study_id", "manifest_version", "subset", "participant_id",

@@ -1,6 +1,6 @@
 // Interpreter for STUDY (generated above): builds pages and items with FormApp, and assigns
 // participants to parts (doGet) so that they never choose one.
-var HOLD_MS = 2 * 3600 * 1000;  // an assigned participant who has not submitted within this time frees the place
+var HOLD_MS = STUDY.hold_seconds * 1000;  // an assigned participant who has not submitted by then frees the place
 
 function buildForm() {
   var folder = DriveApp.getFolderById(STIMULI_FOLDER_ID);
