@@ -204,6 +204,7 @@ MALFORMED = [
     b"GET / HTTP/2.0\r\n\r\n",
     b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n",
     b"\r\n",
+    b"\x1c\x1f\r\n",  # separators: str.split() drops them, so http.server answered nothing
     b"GET /\r\n",
     b"GET / HTTP/1.1 extra\r\n\r\n",
     b"GET / HTTX/1.1\r\n\r\n",

@@ -327,6 +327,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(400, "empty request line")
             return False
         if not super().parse_request():
+            if not self._responded:  # e.g. a line of only \x1c-\x1f, which str.split() drops
+                self.send_error(400, "bad request line")
             return False
         if len(self.requestline.split()) == 2:  # `GET /` with no version (HTTP/0.9)
             self.send_error(400, "HTTP/0.9 requests are not supported")
