@@ -329,3 +329,13 @@ def test_forms_symlinked_as_a_whole_still_served(forms, tmp_path):
         assert get(base + "/")[0] == 200
         name = next((Path(forms[0]) / "stimuli").iterdir()).name
         assert get(f"{base}/stimuli/{name}")[0] == 200
+
+
+def test_a_stalled_request_is_answered_408(server, monkeypatch):
+    srv, base, _ = server
+    from vitalstudy.study import server as server_module
+
+    monkeypatch.setattr(server_module.Handler, "timeout", 0.5)
+    with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=10) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and then nothing
+        assert conn.recv(100).startswith(b"HTTP/1.0 408")
