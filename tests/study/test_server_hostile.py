@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_server import SRC, count, get, payload, post, qid, running
+from test_server import SRC, count, exchange, get, payload, post, qid, running
 
 
 @pytest.fixture(scope="module")
@@ -226,22 +226,6 @@ MALFORMED = [
 ]
 
 
-def _exchange(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        try:
-            conn.sendall(request)
-            conn.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        reply = b""
-        try:
-            while chunk := conn.recv(65536):
-                reply += chunk
-        except ConnectionResetError:  # the server answered before reading all of a huge request
-            pass
-        return reply
-
-
 def test_every_malformed_request_gets_a_4xx_and_one_log_line(forms, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen([sys.executable, "-m", "vitalstudy.cli", "serve", "--forms", str(forms[0]), "--db",
@@ -251,10 +235,10 @@ def test_every_malformed_request_gets_a_4xx_and_one_log_line(forms, tmp_path):
         first = proc.stdout.readline().decode()
         port = int(first.split("http://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
         for request in MALFORMED:
-            reply = _exchange(port, request)
+            reply = exchange(port, request)
             status = reply.split(b"\r\n", 1)[0]
             assert status.startswith((b"HTTP/1.0 4", b"HTTP/1.1 4")), (request[:60], reply[:200])
-        assert _exchange(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").startswith(b"HTTP/1.0 200")
+        assert exchange(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").startswith(b"HTTP/1.0 200")
     finally:
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)  # every line is flushed as it is logged
