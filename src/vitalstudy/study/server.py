@@ -327,6 +327,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(400, "empty request line")
             return False
         if not super().parse_request():
+            if not self._responded:  # e.g. a line of only \x1c-\x1f, which str.split() drops
+                self.send_error(400, "bad request line")
             return False
         if len(self.requestline.split()) == 2:  # `GET /` with no version (HTTP/0.9)
             self.send_error(400, "HTTP/0.9 requests are not supported")
@@ -348,9 +350,16 @@ class Handler(BaseHTTPRequestHandler):
         self._log(f"{getattr(code, 'value', code)}{self._note}")
 
     def log_error(self, format, *args):  # noqa: A002 - signature of the base class
-        """Errors are logged with their response by log_request; a timeout without one is logged once."""
-        if not self._responded:
-            self._log(printable_log(format % args))
+        """Errors are logged with their response by log_request. A client that stalled mid-request
+        (http.server only logs that) is answered 408, logged once with it."""
+        if self._responded:
+            return
+        if format.startswith("Request timed out"):
+            try:
+                return self.send_error(408, "request timed out")
+            except OSError:
+                pass
+        self._log(printable_log(format % args))
 
     def log_message(self, format, *args):  # noqa: A002
         self._log(printable_log(format % args))
