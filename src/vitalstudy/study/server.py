@@ -226,7 +226,8 @@ class StudyServer(ThreadingHTTPServer):
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.open_since: dict[socket.socket, float] = {}
         self.open_lock = threading.Lock()
-        threading.Thread(target=self._reap, daemon=True).start()
+        self.closing = threading.Event()
+        threading.Thread(target=self._reap, name="reaper", daemon=True).start()
 
     def process_request(self, request, client_address):
         if not self.slots.acquire(blocking=False):
@@ -260,8 +261,7 @@ class StudyServer(ThreadingHTTPServer):
     def _reap(self) -> None:
         """Cut connections open longer than `connection_deadline` (a client trickling bytes would
         otherwise hold a thread for ever, however short the per-read timeout)."""
-        while True:
-            time.sleep(min(1.0, self.connection_deadline / 4))
+        while not self.closing.wait(min(1.0, self.connection_deadline / 4)):
             now = time.monotonic()
             with self.open_lock:
                 stale = [r for r, since in self.open_since.items() if now - since > self.connection_deadline]
@@ -278,6 +278,7 @@ class StudyServer(ThreadingHTTPServer):
                  f"{printable_log(str(exc))}")
 
     def server_close(self) -> None:
+        self.closing.set()
         super().server_close()
         self.store.close()
         if self.assigner:
