@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     filled = section_defaults("generate", gen)  # a stage config naming only some keys gets the schema's defaults
     result = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(filled, args.method),
                       device, filled["batch_size"], weights=weights, mixed_precision=filled["mixed_precision"],
-                      concepts=cfg.get("concepts"), model=model)
+                      concepts=cfg.get("concepts"), accentuations=cfg.get("accentuations"), model=model)
     for path in result.inputs:
         prov.add_input(path)
     for record in result.records:
