@@ -241,7 +241,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-tflops", type=float, default=10.0,
                         help="effective FP32 TFLOP/s assumed for a GPU no figure measured (default 10: about an A100's "
                              "ResNet-50 training throughput)")
-    parser.add_argument("--gpus", nargs="+", type=int, default=[1, 4, 8], help="device counts to estimate for")
+    parser.add_argument("--devices", nargs="+", type=int, default=[1, 4, 8], help="device counts to estimate for")
     parser.add_argument("--no-dag", action="store_true", help="skip the dry run (no job counts)")
 
 
@@ -251,5 +251,5 @@ def run(args: argparse.Namespace) -> int:
     config = load(args.configfile, check_paths=False)
     figures = read_figures([Path(p) for p in (args.bench if args.bench is not None else default_figure_files(config))])
     counts = None if args.no_dag else dag_job_counts(args.configfile)
-    print(render(config, counts, rule_stages(Path("workflow/rules")), figures, args.gpu_tflops, args.gpus))
+    print(render(config, counts, rule_stages(Path("workflow/rules")), figures, args.gpu_tflops, args.devices))
     return 0
