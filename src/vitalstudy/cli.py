@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("vitalstudy.metrics.cli", "automated metrics of FVs and the paper's tables (stage 3)"),
     "responses": ("vitalstudy.study.responses_cli", "ingest, score or simulate study responses (stage 5)"),
     "figures": ("vitalstudy.figures.cli", "draw one figure of the paper with its statistics table (stage 6)"),
+    "accentuations": ("vitalstudy.metrics.accentuation_cli", "metrics and figure of a run's feature accentuations"),
+    "fooling": ("vitalstudy.fooling.cli", "the fooling-circuit test: which FV methods a manipulated model tricks"),
     "layers": ("vitalstudy.models.layers_cli", "list a model's hookable layers with output shapes and VITAL's defaults"),
     "audit": ("vitalstudy.audit", "verify a run's provenance, config and outputs; re-run a stage on a sample"),
 }

@@ -104,9 +104,10 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
 
     _check_models(config, check_paths)
     models = config["models"]
-    for i, name in enumerate(config["generate"]["methods"]):
-        if name not in METHODS:
-            raise ConfigError(f"generate.methods[{i}]: unknown method {name!r}; known: {', '.join(METHODS)}")
+    for section in ("generate", "fooling"):
+        for i, name in enumerate(config.get(section, {}).get("methods", [])):
+            if name not in METHODS:
+                raise ConfigError(f"{section}.methods[{i}]: unknown method {name!r}; known: {', '.join(METHODS)}")
 
     images = config["images"]
     if images["source"] in ("folder", "imagenet"):

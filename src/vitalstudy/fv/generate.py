@@ -62,7 +62,8 @@ def _alpha_png(alpha: torch.Tensor) -> Image.Image:
 
 def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
             method_config: dict, device: torch.device, batch_size: int | str, weights: str | None = None,
-            mixed_precision: bool = False, concepts: list[dict] | None = None, log=progress_log,
+            mixed_precision: bool = False, concepts: list[dict] | None = None,
+            accentuations: list[dict] | None = None, log=progress_log,
             model: torch.nn.Module | None = None) -> JobResult:
     """Generate every target of the job; returns the files read and one record per target (paths, sha256).
     `batch_size`: images per optimisation batch, or "auto": the run's recorded one (fv.bench).
@@ -73,7 +74,7 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
     if model is None:
         model = load_model(model_name, weights=weights, device=device)
     method = info.method_class()(method_name, spec, model, method_config, run_dir, device)
-    targets = [parse_target(t, concepts) for t in target_ids]
+    targets = [parse_target(t, concepts, accentuations) for t in target_ids]
     references = {t.id: _references(run_dir, model_name, t) if info.reads_references else []
                   for t in targets}
     asset_files = list(getattr(method, "assets", lambda: [])())  # e.g. MACO's spectrum
@@ -120,7 +121,7 @@ class JobResult:
 
 
 def _references_path(run_dir: Path, model: str, target: Target) -> Path:
-    return run_dir / "01_references" / model / f"{target.id}.json"
+    return run_dir / "01_references" / model / f"{target.reference_id}.json"
 
 
 def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
@@ -194,7 +195,7 @@ def generate_batch(spec, method, batch: list[Target], references, fingerprints, 
     with autocast, progress(total=plan.settings.steps, desc=f"  {name} ({len(batch)} targets): steps", unit="step",
                             leave=False) as steps:
         result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
-                          generators, device, checkpoint, bar=steps)
+                          generators, device, checkpoint, bar=steps, image_prior=plan.image_prior)
     out = []
     for t, target in enumerate(batch):
         i = t * per  # a target's first image

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, weights=weights, device=device)
     result = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(gen, args.method),
                       device, gen.get("batch_size", "auto"), weights=weights, mixed_precision=gen.get("mixed_precision", False),
-                      concepts=cfg.get("concepts"), model=model)
+                      concepts=cfg.get("concepts"), accentuations=cfg.get("accentuations"), model=model)
     for path in result.inputs:
         prov.add_input(path)
     for record in result.records:
