@@ -64,6 +64,7 @@ def main() -> int:
     parser.add_argument("--crops", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--pairs", type=int, default=len(PAIRS), help="use the first N (image, target) pairs")
     parser.add_argument("--json", help="write the per-run measurements here")
     args = parser.parse_args()
     try:
@@ -77,7 +78,8 @@ def main() -> int:
                 "penalty": 1.0, "optimizer": "nadam", "distance": "pixel"}
     classes = imagenet_classes()
     rows = []
-    for image_id, wnid in PAIRS:
+    pairs = PAIRS[: args.pairs]
+    for image_id, wnid in pairs:
         path = index.loc[image_id, "path"]
         seed01 = load_seeds(spec, [path])
         k = classes.index(wnid)
@@ -93,7 +95,7 @@ def main() -> int:
                              "pixel_rmse": float((image - seed01[0]).pow(2).mean().sqrt()), "seconds": seconds})
                 print(json.dumps(rows[-1]), flush=True)
     print(f"\nEfficientNet-Lite0, CPU ({torch.get_num_threads()} threads), {args.steps} steps, {args.crops} crops, "
-          f"lr {args.lr}, {len(PAIRS)} (image, target) pairs x seeds {args.seeds}; mean [95 % t-interval]")
+          f"lr {args.lr}, {len(pairs)} (image, target) pairs x seeds {args.seeds}; mean [95 % t-interval]")
     print("| implementation | logit gain over the seed | RMS pixel distance to the seed | seconds per image |")
     print("|---|---|---|---|")
     for name in ("vitalstudy", "horama"):

@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", nargs="+", required=True, help="config file(s), merged in order")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", nargs="+", help="config file(s), merged in order")
+    source.add_argument("--stage-config", help="the resolved config as JSON (the workflow passes it)")
     parser.add_argument("--out", required=True, help="output folder, e.g. results/<run>/fooling/<model>")
 
 
@@ -17,7 +19,9 @@ def run(args: argparse.Namespace) -> int:
     from vitalstudy.fooling.figure import draw
     from vitalstudy.provenance import Provenance
 
-    cfg = config_module.load(args.config)
+    import json
+
+    cfg = config_module.load(args.config) if args.config else config_module.validate(json.loads(args.stage_config))
     out = Path(args.out)
     prov = Provenance("fooling", {"fooling": cfg["fooling"], "generate": cfg["generate"]}, seed=cfg["seed"],
                       device="cpu")
