@@ -423,6 +423,61 @@ class WorkflowPlan:
                 tables[self.figure_prefix(model, "circuits")] = "data"
         return [f for prefix, table in tables.items() for f in (f"{prefix}.png", f"{prefix}_{table}.csv")]
 
+    # -- feature accentuations and the fooling test (planned by fv.accentuation_plan) ---------
+
+    def _accentuation_jobs(self) -> dict:
+        from vitalstudy.fv import accentuation_plan
+
+        return {(m, meth, str(s)): t for m, meth, s, t in accentuation_plan.accentuation_jobs(self.config, self.models)}
+
+    def accentuation_references(self, wildcards) -> list[str]:
+        from vitalstudy.fv import accentuation_plan
+
+        return accentuation_plan.reference_inputs(self.run, self.config, wildcards.model, wildcards.method)
+
+    def accentuation_config(self, wildcards) -> str:
+        from vitalstudy.fv import accentuation_plan
+
+        return accentuation_plan.generation_stage_config(self.config, wildcards.method)
+
+    def accentuation_targets_arg(self, wildcards) -> str:
+        return " ".join(self._accentuation_jobs()[(wildcards.model, wildcards.method, wildcards.seed)])
+
+    def accentuation_records(self, wildcards) -> list[str]:
+        from vitalstudy.fv import accentuation_plan
+
+        return [accentuation_plan.job_record(self.run, m, meth, s) for (m, meth, s) in self._accentuation_jobs()
+                if m == wildcards.model]
+
+    def accentuation_metrics_references(self, wildcards) -> list[str]:
+        from vitalstudy.fv import accentuation_plan
+
+        return [str(self.layout.references.json(wildcards.model, t))
+                for t in accentuation_plan.reference_targets(self.config, wildcards.model)]
+
+    def accentuation_metrics_config(self) -> str:
+        from vitalstudy.fv import accentuation_plan
+
+        return accentuation_plan.metrics_stage_config(self.config)
+
+    def accentuation_methods_arg(self) -> str:
+        from vitalstudy.fv import accentuation_plan
+
+        return " ".join(accentuation_plan.accentuation_methods(self.config))
+
+    def seeds_arg(self) -> str:
+        return " ".join(str(s) for s in self.config["generate"]["seeds"])
+
+    def fooling_config(self) -> str:
+        return json.dumps(self.config, sort_keys=True, default=str)
+
+    def accentuation_outputs(self) -> list[str]:
+        models = _unique(m for m, _, _ in self._accentuation_jobs())
+        outputs = [str(self.layout.figures.prefix(m, "accentuations.png")) for m in models]
+        if self.config.get("fooling", {}).get("enabled"):
+            outputs.append(str(self.layout.root / "fooling" / self.config["fooling"]["model"] / "fooling.png"))
+        return outputs
+
     # -- the whole run -------------------------------------------------------------------------
 
     def all_outputs(self) -> list[str]:
