@@ -39,10 +39,12 @@ def test_tiny_workflow_runs_through_slurm_with_a_partition_per_kind_of_rule(repo
         (workdir / item).symlink_to(repo / item)
     venv_bin = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)}
-    record = f"results/pytest-slurm/02_fv/efficientnet_lite0/fourier/_jobs/seed0-b000.json"
-    command = [sys.executable, "-m", "snakemake", "--profile", str(repo / "workflow" / "profiles" / "slurm"),
+    record = "results/pytest-slurm/02_fv/efficientnet_lite0/fourier/_jobs/seed0-b000.json"
+    command = [sys.executable, "-m", "snakemake", record,
+               "--profile", str(repo / "workflow" / "profiles" / "slurm"),
                "--configfile", str(path), "--slurm-status-command", "squeue",
-               "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5", record]
+               "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5",
+               "--set-threads", "generate=1"]  # a 2-core node: srun grants a GPU job one core here
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, timeout=1200)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     run = workdir / "results" / "pytest-slurm"

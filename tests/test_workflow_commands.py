@@ -31,8 +31,8 @@ def test_jobs_run_without_the_venv_on_path(repo, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
     workdir = _workdir(repo, tmp_path)
-    done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(path),
-                           "results/pytest-path/00_index/images.csv"], cwd=workdir, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "snakemake", "results/pytest-path/00_index/images.csv", "--cores", "1",
+                           "--configfile", str(path)], cwd=workdir, capture_output=True, text=True,
                           env=_without_venv_on_path(), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (workdir / "results/pytest-path/00_index/images.csv").stat().st_size > 0

@@ -21,8 +21,9 @@ if workflow.is_main_process and not _DRY_RUN:  # every asset the DAG reads, befo
     stop_if_missing(config)
 
 # Jobs that run a model declare `gpu` (from the config's device) and share the cores among the GPUs.
-PLAN = WorkflowPlan(config, cores=global_resource(workflow, "_cores"), gpus=global_resource(workflow, "gpu"),
-                    report=report, circuit_file=lambda model, wnid: checkpoints.circuits.get(model=model, wnid=wnid).output[0])
+PLAN = WorkflowPlan(config, report=report, cores=global_resource(workflow, "_cores"),
+                    gpus=global_resource(workflow, "gpu"),
+                    circuit_file=lambda model, wnid: checkpoints.circuits.get(model=model, wnid=wnid).output[0])
 RUN = PLAN.run
 VITALSTUDY = PLAN.cli  # the rules' command: this interpreter's vitalstudy
 PATHS = PLAN.layout
