@@ -97,6 +97,26 @@ def validate(config: dict, check_paths: bool = True) -> dict:
     return config
 
 
+def schema_default(key: str):
+    """The schema's default of a dotted key (`study.salt_env`), for a command's option that mirrors it."""
+    node = schema()
+    for part in key.split("."):
+        node = node["properties"][part]
+    return node["default"]
+
+
+def section_defaults(section: str, values: dict | None = None) -> dict:
+    """One top-level section, `values` over the schema's defaults (checked by the schema only): what
+    code outside a validated run (tests, benchmarks) hands to a stage in place of the run's config."""
+    instance = {section: copy.deepcopy(values or {})}
+    root = schema()
+    errors = list(_Validator({**root, "required": [], "properties": {section: root["properties"][section]}})
+                  .iter_errors(instance))
+    if errors:
+        raise ConfigError(_describe(errors[0]))
+    return instance[section]
+
+
 def _check_semantics(config: dict, check_paths: bool) -> None:
     from vitalstudy.data.classes import imagenet_classes
     from vitalstudy.fv.registry import METHODS

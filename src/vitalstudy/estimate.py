@@ -190,10 +190,11 @@ def devices(figures: list[Figure]) -> list[str]:
 
 
 def default_figure_files(config: dict) -> list[Path]:
-    from vitalstudy.fv.bench import RUN_RECORD, cache_path
+    from vitalstudy.fv.bench import cache_path
+    from vitalstudy.layout import RunLayout, run_root
 
     shipped = sorted(Path("benchmarks/figures").glob("*.json"))
-    return [*shipped, Path("results") / config["run"] / RUN_RECORD, cache_path()]
+    return [*shipped, RunLayout(run_root(config)).fv.batch_size_record, cache_path()]
 
 
 def render(config: dict, counts: dict[str, int] | None, stages: dict[str, str], figures: list[Figure],

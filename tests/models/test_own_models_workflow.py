@@ -81,7 +81,7 @@ def test_torchvision_timm_and_import_models_run_the_whole_workflow(tmp_path):
 
     # Up to the study forms: stages 5-6 need participants' answers, which a new study does not have yet.
     wanted = [f"results/{RUN}/03_metrics/metrics.csv", *(f"results/{RUN}/04_study/own-{m}/forms/manifest.json" for m in models)]
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config.yaml", *wanted],
+    result = subprocess.run([sys.executable, "-m", "snakemake", *wanted, "--cores", "2", "--configfile", "config.yaml"],
                             cwd=work, capture_output=True, text=True, env=_env(), timeout=1800)
     run = work / "results" / RUN
     if result.returncode:

@@ -1,29 +1,25 @@
 # Feature accentuations (targets.accentuations, methods serving "accentuation": generation, metrics,
 # figure) and the fooling-circuit test (config section `fooling`, when given). The rules only
-# declare; what they run comes from vitalstudy.fv.accentuation_plan.
-from vitalstudy.fv import accentuation_plan as accent_plan
-
-ACCENT_JOBS = {(m, meth, str(s)): t for m, meth, s, t in accent_plan.accentuation_jobs(config, MODELS)}
-ACCENT_METHODS = accent_plan.accentuation_methods(config)
+# declare; what they run comes from vitalstudy.fv.accentuation_plan, through PLAN.
 
 
 rule generate_accentuation:
     input:
         index=rules.index_images.output.index,  # seed images named by image id
-        references=lambda wc: accent_plan.reference_inputs(RUN, config, wc.model, wc.method),
+        references=PLAN.accentuation_references,
     output:
-        f"{RUN}/02_fv/{{model}}/{{method}}/_jobs/seed{{seed}}-accentuations.json",
+        str(PATHS.fv.jobs_dir("{model}", "{method}") / "seed{seed}-accentuations.json"),
     wildcard_constraints:
         seed=r"\d+",
     params:
-        cfg=lambda wc: accent_plan.generation_stage_config(config, wc.method),
+        cfg=PLAN.accentuation_config,
         run_dir=RUN,
-        targets=lambda wc: " ".join(ACCENT_JOBS[(wc.model, wc.method, wc.seed)]),
-    threads: MODEL_THREADS
+        targets=PLAN.accentuation_targets_arg,
+    threads: PLAN.model_threads
     resources:
-        gpu=1 if USE_GPU else 0,
+        gpu=PLAN.gpu,
     log:
-        f"{RUN}/logs/generate/{{model}}/{{method}}/seed{{seed}}-accentuations.log",
+        PATHS.log("generate", "{model}", "{method}", "seed{seed}-accentuations"),
     shell:
         "vitalstudy generate --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
         "--method {wildcards.method} --seed {wildcards.seed} --targets {params.targets} --marker {output:q} > {log:q} 2>&1"
@@ -31,21 +27,20 @@ rule generate_accentuation:
 
 rule accentuation_metrics:
     input:
-        jobs=lambda wc: [accent_plan.job_record(RUN, m, meth, s) for (m, meth, s) in ACCENT_JOBS if m == wc.model],
-        references=lambda wc: [f"{RUN}/01_references/{wc.model}/{t}.json"
-                               for t in accent_plan.reference_targets(config, wc.model)],
+        jobs=PLAN.accentuation_records,
+        references=PLAN.accentuation_metrics_references,
         index=rules.index_images.output.index,
     output:
-        metrics=f"{RUN}/03_metrics/{{model}}/accentuation.csv",
-        figure=f"{RUN}/06_figures/{{model}}/accentuations.png",
+        metrics=PATHS.metrics.measure("{model}", "accentuation"),
+        figure=PATHS.figures.prefix("{model}", "accentuations.png"),
     params:
-        cfg=accent_plan.metrics_stage_config(config),
+        cfg=PLAN.accentuation_metrics_config(),
         run_dir=RUN,
-        methods=" ".join(ACCENT_METHODS),
-        seeds=" ".join(str(s) for s in config["generate"]["seeds"]),
-    threads: MODEL_THREADS
+        methods=PLAN.accentuation_methods_arg(),
+        seeds=PLAN.seeds_arg(),
+    threads: PLAN.model_threads
     log:
-        f"{RUN}/logs/accentuation_metrics/{{model}}.log",
+        PATHS.log("accentuation_metrics", "{model}"),
     shell:
         "vitalstudy accentuations --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
         "--methods {params.methods} --seeds {params.seeds} --metrics {output.metrics:q} --figure {output.figure:q} "
@@ -58,18 +53,9 @@ rule fooling:
         table=f"{RUN}/fooling/{{model}}/fooling.md",
         summary=f"{RUN}/fooling/{{model}}/summary.csv",
     params:
-        cfg=json.dumps(config, sort_keys=True, default=str),
-    threads: MODEL_THREADS
+        cfg=PLAN.fooling_config(),
+    threads: PLAN.model_threads
     log:
-        f"{RUN}/logs/fooling/{{model}}.log",
+        PATHS.log("fooling", "{model}"),
     shell:
         "vitalstudy fooling --stage-config {params.cfg:q} --out $(dirname {output.figure:q}) > {log:q} 2>&1"
-
-
-def accentuation_outputs():
-    outputs = []
-    if ACCENT_JOBS:
-        outputs += [f"{RUN}/06_figures/{m}/accentuations.png" for m in dict.fromkeys(m for m, _, _ in ACCENT_JOBS)]
-    if config.get("fooling", {}).get("enabled"):
-        outputs.append(f"{RUN}/fooling/{config['fooling']['model']}/fooling.png")
-    return outputs

@@ -53,7 +53,7 @@ class DeepInversionMethod:
             raise VitalStudyError(f"DeepInversion needs BatchNorm statistics and {spec.name} has no BatchNorm "
                                   f"layer (the paper marks DeepInversion n/a for ViT and ConvNeXt)")
         self.spec, self.model, self.config = spec, model, config
-        self.images_per_target = int(config.get("images_per_target", 64))
+        self.images_per_target = int(config["images_per_target"])
 
     def group_key(self, target) -> str:
         if target.kind != "class":
@@ -63,14 +63,14 @@ class DeepInversionMethod:
     def plan(self, targets, references) -> Plan:
         cfg = self.config
         per_target = self.images_per_target
-        settings = loop_settings(cfg, schedule=cfg.get("schedule", "cosine"))
+        settings = loop_settings(cfg, schedule=cfg["schedule"])
         classes = imagenet_classes()
         objective = DeepInversionObjective(self.model, [classes.index(t.wnid) for t in targets], per_target,
-                                           float(cfg.get("bn_weight", 0.01)), float(cfg.get("first_bn_multiplier", 10)))
-        transforms = [RollJitter(int(cfg.get("jitter", 30)))] + ([RandomFlip()] if cfg.get("flip", True) else [])
+                                           float(cfg["bn_weight"]), float(cfg["first_bn_multiplier"]))
+        transforms = [RollJitter(int(cfg["jitter"]))] + ([RandomFlip()] if cfg["flip"] else [])
         hyper = {"parameterisation": "normalised pixels, N(0,1) init, clamped to [0,1] pixels",
                  "images_per_target": per_target, "bn_weight": objective.bn_weight,
-                 "first_bn_multiplier": objective.first_multiplier, "jitter": cfg.get("jitter", 30),
-                 "flip": cfg.get("flip", True), "loop": settings.as_dict()}
+                 "first_bn_multiplier": objective.first_multiplier, "jitter": cfg["jitter"],
+                 "flip": cfg["flip"], "loop": settings.as_dict()}
         return Plan(NormalisedPixels(self.spec, self.spec.input_size), transforms, objective, settings, hyper,
                     self.spec.input_size, images_per_target=per_target)

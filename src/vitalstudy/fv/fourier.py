@@ -44,10 +44,10 @@ class FourierMethod(ActivationMethod):
         cfg = self.config
         size = int(cfg.get("resolution") or self.spec.input_size)
         settings = loop_settings(cfg, schedule="constant")
-        transforms = [LucidTransforms(self.spec.input_size)] if cfg.get("transforms", True) else []
+        transforms = [LucidTransforms(self.spec.input_size)] if cfg["transforms"] else []
         hyper = {"parameterisation": "colour-decorrelated Fourier spectrum, 1/f^decay, sigmoid",
-                 "decay": cfg.get("decay", 1.0), "transforms": "lucid standard" if transforms else "none",
+                 "decay": cfg["decay"], "transforms": "lucid standard" if transforms else "none",
                  "objective": "class logit" if targets[0].kind == "class" else NEURON_OBJECTIVE,
                  "loop": settings.as_dict()}
-        return Plan(FourierImage(size, cfg.get("decay", 1.0)), transforms, ActivationObjective(self.model, targets),
+        return Plan(FourierImage(size, cfg["decay"]), transforms, ActivationObjective(self.model, targets),
                     settings, hyper, size)

@@ -24,6 +24,7 @@ from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.bench import measure, run_batch_size
 from vitalstudy.fv.loop import Checkpointer, optimise
 from vitalstudy.fv.registry import get_method
+from vitalstudy.layout import RunLayout
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.progress import log as progress_log
@@ -34,8 +35,7 @@ from vitalstudy.seeding import derive_seed
 
 
 def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int) -> dict[str, Path]:
-    base = Path(run_dir) / "02_fv" / model / method / target
-    return {"png": base / f"seed{seed}.png", "alpha": base / f"seed{seed}_alpha.png", "json": base / f"seed{seed}.json"}
+    return RunLayout(run_dir).fv.files(model, method, target, seed)
 
 
 SIDECAR_FORMAT = 2  # outputs written in an older sidecar format are regenerated, not reused
@@ -92,7 +92,7 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
                   unit="target") as done:
         for number, batch in enumerate(planned, 1):
             generate_batch(spec, method, batch, references, fingerprints, seed, device, batch_size, mixed_precision,
-                           checkpoint_dir=run_dir / "02_fv" / spec.name / method.name / "_work", log=log,
+                           checkpoint_dir=RunLayout(run_dir).fv.work(spec.name, method.name), log=log,
                            name=f"batch {number}/{len(planned)}",
                            write=lambda fv: fv.save(output_paths(run_dir, spec.name, method.name, fv.target, seed)))
             done.update(len(batch))
@@ -121,7 +121,7 @@ class JobResult:
 
 
 def _references_path(run_dir: Path, model: str, target: Target) -> Path:
-    return run_dir / "01_references" / model / f"{target.reference_id}.json"
+    return RunLayout(run_dir).references.json(model, target.reference_id)
 
 
 def _references(run_dir: Path, model: str, target: Target) -> list[dict]:

@@ -18,11 +18,12 @@ from vitalstudy.fv.color import decorrelate, recorrelate
 from vitalstudy.fv.objectives import NEURON_OBJECTIVE, ActivationMethod, ActivationObjective
 from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.transforms import NoiseAndCrops
+from vitalstudy.layout import RunLayout
 from vitalstudy.seeding import rng as seeded_rng
 
 
 def spectrum_path(run_dir, size: int) -> Path:
-    return Path(run_dir) / "02_fv" / "_assets" / f"maco_spectrum_{size}.npz"
+    return RunLayout(run_dir).fv.maco_spectrum(size)
 
 
 def natural_spectrum(index: pd.DataFrame, size: int, count: int, seed: int) -> tuple[np.ndarray, list[str], list[dict]]:
@@ -93,10 +94,10 @@ class MacoMethod(ActivationMethod):
                                   f"rule (vitalstudy maco-spectrum) writes it")
         magnitude = torch.from_numpy(np.load(asset)["magnitude"])
         settings = loop_settings(cfg, schedule="constant")
-        crops = cfg.get("crops", {})
-        transform = NoiseAndCrops(self.spec.input_size, self.spec.std, noise=cfg.get("noise", 0.1),
-                                  crop_mean=crops.get("mean", 0.25), crop_std=crops.get("std", 0.1),
-                                  crop_min=crops.get("min", 0.1), centre_std=crops.get("centre_std", 0.15))
+        crops = cfg["crops"]
+        transform = NoiseAndCrops(self.spec.input_size, self.spec.std, noise=cfg["noise"],
+                                  crop_mean=crops["mean"], crop_std=crops["std"],
+                                  crop_min=crops["min"], centre_std=crops["centre_std"])
         hyper = {"parameterisation": "phase only; magnitude = mean decorrelated |FFT| of natural images",
                  "spectrum_file": str(asset), "noise": transform.noise,
                  "crops": {"mean": transform.crop_mean, "std": transform.crop_std, "min": transform.crop_min,

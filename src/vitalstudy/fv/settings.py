@@ -33,3 +33,11 @@ def method_config(generate_config: dict, method: str) -> dict:
     for section in _sections(method):
         merged.update(generate_config.get(section, {}))
     return {**shared, **merged}
+
+
+def default_method_config(method: str, **settings) -> dict:
+    """A method's settings as its jobs get them, `settings` over the schema's defaults (for code that
+    runs a method outside a validated run: tests, benchmarks)."""
+    from vitalstudy.config import section_defaults
+
+    return method_config(section_defaults("generate", {method_section(method): settings}), method)
