@@ -40,7 +40,8 @@ def test_tiny_workflow_runs_through_slurm_with_a_partition_per_kind_of_rule(repo
     venv_bin = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)}
     record = "results/pytest-slurm/02_fv/efficientnet_lite0/fourier/_jobs/seed0-b000.json"
-    command = [sys.executable, "-m", "snakemake", record,
+    references = "results/pytest-slurm/01_references/efficientnet_lite0/n07920052.json"  # CPU jobs
+    command = [sys.executable, "-m", "snakemake", record, references,
                "--profile", str(repo / "workflow" / "profiles" / "slurm"),
                "--configfile", str(path), "--slurm-status-command", "squeue",
                "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5",
