@@ -10,7 +10,9 @@ with another fingerprint (changed settings) are regenerated, never silently reus
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -32,12 +34,39 @@ from vitalstudy.seeding import derive_seed
 
 def method_classes() -> dict:
     from vitalstudy.fv.deepinversion import DeepInversionMethod
-    from vitalstudy.fv.fourier import FourierMethod
+    from vitalstudy.fv.fourier import FourierMethod, LucidFourierMethod
     from vitalstudy.fv.maco import MacoMethod
     from vitalstudy.fv.vital import VitalMethod
 
-    return {"vital": VitalMethod, "vital_lrp": VitalMethod, "fourier": FourierMethod, "maco": MacoMethod,
-            "deepinversion": DeepInversionMethod}
+    return {"vital": VitalMethod, "vital_lrp": VitalMethod, "fourier": FourierMethod,
+            "fourier_lucid": LucidFourierMethod, "maco": MacoMethod, "deepinversion": DeepInversionMethod}
+
+
+CODE_PACKAGES = ("vitalstudy.fv.", "vitalstudy.models.")  # code that decides what a method generates
+
+
+def method_code_version(method_class) -> str:
+    """Hash of the source of a method's module and of every vitalstudy.fv / vitalstudy.models module
+    it reaches through module-level imports (the loop, priors, transforms, the model registry...):
+    a change to any of them changes the fingerprint of the method's outputs, so they are regenerated."""
+    seen: dict[str, str] = {}
+    pending = [method_class.__module__, "vitalstudy.fv.loop"]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        seen[name] = inspect.getsource(module)
+        for value in vars(module).values():
+            owner = value.__name__ if inspect.ismodule(value) else getattr(inspect.getmodule(value), "__name__", "")
+            if owner.startswith(CODE_PACKAGES) and owner not in seen:
+                pending.append(owner)
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        digest.update(name.encode() + b"\0" + seen[name].encode())
+    return digest.hexdigest()[:16]
 
 
 def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int) -> dict[str, Path]:
@@ -86,8 +115,9 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
                   for t in targets}
     asset_files = list(getattr(method, "assets", lambda: [])())  # e.g. MACO's spectrum
     assets = [sha256_file(p) for p in asset_files]
+    code = method_code_version(classes[method_name])
     fingerprints = {t.id: _fingerprint(model_name, method_name, t.as_dict(), seed, method_config,
-                                       [r["sha256"] for r in references[t.id]], assets) for t in targets}
+                                       [r["sha256"] for r in references[t.id]], assets, code) for t in targets}
     todo = [t for t in targets if not _is_done(output_paths(run_dir, model_name, method_name, t.id, seed), fingerprints[t.id])]
     if len(todo) < len(targets):
         log(f"generate: {len(targets) - len(todo)} of {len(targets)} targets already done, skipped")
@@ -156,7 +186,7 @@ def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerpri
             "final_loss": result.losses[-1][i] if result.losses else None,
             "loss_trace": [round(step[i], 6) for step in result.losses[:: max(1, len(result.losses) // 50)]],
             "references": [{"image_id": r["image_id"], "sha256": r["sha256"], "view": r["view"]} for r in references[target.id]],
-            "versions": {**package_versions(), **code_version()},
+            "versions": {**package_versions(), **code_version(), "method_code": method_code_version(type(method))},
             "fingerprint": fingerprints[target.id], "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         })
     checkpoint.clear()

@@ -141,7 +141,7 @@ def optimise(parameterisation: Parameterisation, objective: Objective, to_model_
             x = to_model_input(pixels)
             for transform in transforms:
                 x = transform(x, generators)
-            total = total + objective(x)
+            total = total + objective(x) / settings.views_per_step  # mean over views, as Horama
         if settings.tv_weight or settings.l2_weight:
             x_plain = to_model_input(pixels)
             if settings.tv_weight:
