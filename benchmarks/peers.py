@@ -142,6 +142,7 @@ def main() -> int:
     parser.add_argument("--images", default=os.environ.get("VITALSTUDY_SAMPLE_DIR", "../shared/data/imagenet-sample"),
                         help="natural images: the spectrum and the FID/KID reference set")
     parser.add_argument("--spectrum-images", type=int, default=200)
+    parser.add_argument("--natural-images", type=int, default=250, help="a seeded sample of them for FID/KID")
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--out", default="results/peers")
     args = parser.parse_args()
@@ -174,7 +175,8 @@ def main() -> int:
 
     classes = imagenet_classes()
     truth = np.array([classes.index(w) for w in wnids])
-    real = forward_paths(model, get_spec(MODEL), list(index["path"]), torch.device("cpu"), 32).penultimate
+    natural = index.sample(min(args.natural_images, len(index)), random_state=args.seed).sort_values("image_id")
+    real = forward_paths(model, get_spec(MODEL), list(natural["path"]), torch.device("cpu"), 32).penultimate
     rows = []
     for name, pics in images.items():
         row = {"method": name, "images": len(pics)}
