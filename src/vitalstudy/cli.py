@@ -15,28 +15,48 @@ from vitalstudy.errors import VitalStudyError
 # name -> (module, one-line help). Stage modules live beside the code they drive.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("vitalstudy.config", "validate a config file and print the resolved config"),
+    "preflight": ("vitalstudy.preflight", "list every asset (weights, images, CLIP, text encoder) a config needs and lacks"),
     "index": ("vitalstudy.data.cli", "list a run's source images with their class and pool"),
     "references": ("vitalstudy.references.cli", "select reference images for targets (stage 1)"),
     "generate": ("vitalstudy.fv.generate_cli", "generate feature visualizations for a batch of targets (stage 2)"),
     "maco-spectrum": ("vitalstudy.fv.maco_cli", "the natural-image Fourier magnitude MACO keeps fixed (an asset)"),
     "bench": ("vitalstudy.fv.bench_cli", "measure generation throughput per batch size and pick the fastest"),
+    "plan": ("vitalstudy.estimate", "jobs per stage and estimated device-hours of a config's workflow"),
     "forms": ("vitalstudy.study.forms_cli", "build a study's blinded forms, answer key and codebook (stage 4)"),
     "serve": ("vitalstudy.study.forms_cli", "host a study's forms and collect submissions into SQLite"),
     "metrics": ("vitalstudy.metrics.cli", "automated metrics of FVs and the paper's tables (stage 3)"),
     "responses": ("vitalstudy.study.responses_cli", "ingest, score or simulate study responses (stage 5)"),
     "figures": ("vitalstudy.figures.cli", "draw one figure of the paper with its statistics table (stage 6)"),
+    "layers": ("vitalstudy.models.layers_cli", "list a model's hookable layers with output shapes and VITAL's defaults"),
     "audit": ("vitalstudy.audit", "verify a run's provenance, config and outputs; re-run a stage on a sample"),
 }
 
 
 def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vitalstudy", description=__doc__.splitlines()[0])
+    parser.add_argument("--gpus", type=int, metavar="K",
+                        help="claim K of this host's GPUs for the command (CUDA_VISIBLE_DEVICES, one job per device; "
+                             "0 hides every GPU); the workflow passes its jobs' `gpu` resource here")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == load:
             importlib.import_module(module).add_arguments(p)
     return parser
+
+
+def _register_models(args: argparse.Namespace) -> None:
+    """A job's stage config (or --models) carries the config's resolved model declarations
+    (models.declare): make them known before the stage asks for a model by name."""
+    import json
+
+    from vitalstudy.models.registry import register_declared
+
+    if getattr(args, "stage_config", None):
+        register_declared(json.loads(args.stage_config).get("models"))
+    if isinstance(getattr(args, "models", None), str):  # stages that read the config's models section alone
+        # (`bench --models` is a list of names, not a section)
+        register_declared(json.loads(args.models))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
+    if args.gpus is not None:  # before the stage module imports torch
+        from vitalstudy.gpu_slots import assign
+
+        assign(args.gpus)
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     try:
+        _register_models(args)
         return int(module.run(args) or 0)
     except VitalStudyError as exc:
         print(f"vitalstudy {args.command}: error: {exc}", file=sys.stderr)

@@ -99,20 +99,14 @@ def validate(config: dict, check_paths: bool = True) -> dict:
 
 def _check_semantics(config: dict, check_paths: bool) -> None:
     from vitalstudy.data.classes import imagenet_classes
-    from vitalstudy.models.registry import REGISTRY
+    from vitalstudy.fv.registry import METHODS
+    from vitalstudy.models.registry import get_spec
 
+    _check_models(config, check_paths)
     models = config["models"]
-    for i, name in enumerate(models["targets"]):
-        if name not in REGISTRY:
-            raise ConfigError(f"models.targets[{i}]: unknown model {name!r}; known: {', '.join(REGISTRY)}")
-    if models.get("held_out") and models["held_out"] not in REGISTRY:
-        raise ConfigError(f"models.held_out: unknown model {models['held_out']!r}; known: {', '.join(REGISTRY)}")
-    for name, path in models.get("weights", {}).items():
-        if name not in REGISTRY:
-            raise ConfigError(f"models.weights.{name}: unknown model; known: {', '.join(REGISTRY)}")
-        models["weights"][name] = path = expand_env(path, f"models.weights.{name}")
-        if check_paths and not Path(path).is_file():
-            raise ConfigError(f"models.weights.{name}: weight file {path} does not exist")
+    for i, name in enumerate(config["generate"]["methods"]):
+        if name not in METHODS:
+            raise ConfigError(f"generate.methods[{i}]: unknown method {name!r}; known: {', '.join(METHODS)}")
 
     images = config["images"]
     if images["source"] in ("folder", "imagenet"):
@@ -140,30 +134,127 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
         if check_paths and not Path(concept["direction"]).is_file():
             raise ConfigError(f"targets.concepts[{i}].direction: file {concept['direction']} does not exist")
         for name in [concept["model"]] if concept.get("model") else models["targets"]:
-            if not _is_layer(name, concept["layer"]):
-                raise ConfigError(f"targets.concepts[{i}].layer: {name} has no layer {concept['layer']!r}")
+            _check_layer(f"targets.concepts[{i}].layer", name, concept["layer"])
     for i, group in enumerate(config["targets"].get("neurons", [])):
         model = group.get("model")
         if model is not None and model not in models["targets"]:
             raise ConfigError(f"targets.neurons[{i}].model: {model!r} is not one of models.targets")
         for name in [model] if model else models["targets"]:
-            if group["layer"] != REGISTRY[name].neuron_layer and not _is_layer(name, group["layer"]):
-                raise ConfigError(f"targets.neurons[{i}].layer: {name} has no layer {group['layer']!r}")
+            if group["layer"] != get_spec(name).neuron_layer:
+                _check_layer(f"targets.neurons[{i}].layer", name, group["layer"])
+    for name, weights in config.get("generate", {}).get("vital", {}).get("layer_weights", {}).items():
+        if name in models["targets"]:
+            for layer in weights:
+                _check_layer(f"generate.vital.layer_weights.{name}", name, layer)
 
 
-def _is_layer(model_name: str, layer: str) -> bool:
-    return layer in _layer_names(model_name)
+def _models_used(config: dict) -> list[tuple[str, str]]:
+    """(config key, model name) of every model the config names."""
+    models = config["models"]
+    used = [(f"models.targets[{i}]", n) for i, n in enumerate(models["targets"])]
+    used += [("models.held_out", models["held_out"])] if models.get("held_out") else []
+    fid = config.get("metrics", {}).get("fid", {}).get("feature_model")
+    used += [("metrics.fid.feature_model", fid)] if fid else []
+    return used + [(f"models.weights.{n}", n) for n in models.get("weights", {})]
+
+
+def _check_models(config: dict, check_paths: bool) -> None:
+    """Resolve every declared model (a torchvision classification name needs no declaration),
+    register them for this process and record the sha256 of every file each model reads."""
+    from vitalstudy.models.declarations import nearest
+    from vitalstudy.models.registry import REGISTRY, is_weights_file, register_declared
+
+    models = config["models"]
+    declared = models.setdefault("declare", {})
+    for key, name in _models_used(config):
+        if name in REGISTRY or name in declared:
+            continue
+        if name in _torchvision_classifiers():
+            declared[name] = validate_declaration({})
+            continue
+        known = [*REGISTRY, *declared]
+        raise ConfigError(f"{key}: unknown model {name!r}; nearest: {nearest(name, known + _torchvision_classifiers())}; "
+                          f"known: {', '.join(known)}, any torchvision classification model, or one declared "
+                          f"under models.declare")
+    for name, decl in declared.items():
+        if decl.get("source") == "timm" and not (is_weights_file(decl.get("weights")) or name in models.get("weights", {})):
+            raise ConfigError(f"models.declare.{name}.weights: a timm model needs a local checkpoint file "
+                              f"(timm's pretrained download is not used)")
+        if decl.get("weights") and is_weights_file(decl["weights"]):
+            decl["weights"] = expand_env(decl["weights"], f"models.declare.{name}.weights")
+            if check_paths and not Path(decl["weights"]).is_file():
+                raise ConfigError(f"models.declare.{name}.weights: weight file {decl['weights']} does not exist")
+        declared[name] = copy.deepcopy(_resolved(name, json.dumps(decl, sort_keys=True)))
+    register_declared(models)
+    for name, path in models.get("weights", {}).items():
+        models["weights"][name] = path = expand_env(path, f"models.weights.{name}")
+        if check_paths and not Path(path).is_file():
+            raise ConfigError(f"models.weights.{name}: weight file {path} does not exist")
+    models["assets"] = model_assets(config)
 
 
 @lru_cache(maxsize=None)
-def _layer_names(model_name: str) -> frozenset[str]:
+def _resolved(name: str, decl_json: str) -> dict:
+    """A declaration resolved once per process (Snakemake validates the config more than once).
+    Cached: callers get a copy."""
+    from vitalstudy.models.declarations import resolve_declaration
+
+    return resolve_declaration(name, json.loads(decl_json))
+
+
+def validate_declaration(decl: dict) -> dict:
+    """A model declaration with the schema's defaults filled in (or ConfigError)."""
+    decl = copy.deepcopy(decl)
+    sub = {**schema()["$defs"]["model_declaration"], "$defs": schema()["$defs"]}
+    errors = list(_Validator(sub).iter_errors(decl))
+    if errors:
+        raise ConfigError(_describe(errors[0]))
+    return decl
+
+
+@lru_cache(maxsize=1)
+def _torchvision_classifiers() -> list[str]:
+    import torchvision
+
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def model_assets(config: dict) -> dict[str, dict[str, str]]:
+    """{model: {file: sha256}} of the files each model the config names reads (those present):
+    as part of the jobs' parameters, a swapped weight file makes Snakemake re-run them."""
+    from vitalstudy.errors import MissingAssetError
+    from vitalstudy.models.loading import required_assets
+    from vitalstudy.provenance import asset_digest
+
+    assets = {}
+    for _key, name in _models_used(config):
+        try:
+            files = required_assets(name, config["models"].get("weights", {}).get(name))
+        except MissingAssetError:
+            files = []  # the job that loads the model says what is missing
+        assets[name] = {str(f): asset_digest(f) for f in files if Path(f).is_file()}
+    return assets
+
+
+def _check_layer(key: str, model: str, layer: str) -> None:
+    from vitalstudy.models.declarations import layer_error
+
+    from vitalstudy.models import get_spec
+
+    names = _layer_names(get_spec(model))
+    if layer not in names:
+        raise layer_error(key, model, layer, names)
+
+
+@lru_cache(maxsize=None)
+def _layer_names(spec) -> tuple[str, ...]:
     """Module names of an architecture, built once per model however many targets name it."""
-    from vitalstudy.models import build_model, get_spec
+    from vitalstudy.models import build_model
 
-    return frozenset(name for name, _ in build_model(get_spec(model_name), pretrained=False).named_modules())
+    return tuple(name for name, _ in build_model(spec, pretrained=False).named_modules() if name)
 
 
-def load(paths: list[str | os.PathLike], overrides: dict | None = None) -> dict:
+def load(paths: list[str | os.PathLike], overrides: dict | None = None, check_paths: bool = True) -> dict:
     """Read YAML config files (later ones override earlier ones, key by key) and validate."""
     merged: dict[str, Any] = {}
     for path in paths:
@@ -177,7 +268,7 @@ def load(paths: list[str | os.PathLike], overrides: dict | None = None) -> dict:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
         merged = deep_merge(merged, data)
-    return validate(deep_merge(merged, overrides or {}))
+    return validate(deep_merge(merged, overrides or {}), check_paths=check_paths)
 
 
 def deep_merge(base: dict, update: dict) -> dict:

@@ -23,8 +23,10 @@ def _question(qid, section, qtype, number, fields, subset=None, word=None, catch
             "prompt": f"prompt {qid}", "word": word, "fields": fields, "stimuli": [], "catch": catch, "required": True}
 
 
-def build_study(root: Path, participants: int = 12, seed: int = 0) -> dict[str, Path]:
-    """Write manifest, answer key, responses.csv and text_similarity.csv under `root`."""
+def build_study(root: Path, participants: int = 12, seed: int = 0, model: str = "resnet50",
+                simulated: int | None = None) -> dict[str, Path]:
+    """Write manifest, answer key, responses.csv and text_similarity.csv under `root`; the first
+    `simulated` participants (all when None) are marked simulated, as `responses simulate` rows are."""
     rng = np.random.default_rng(seed)
     likert_field = [{"field": "value", "kind": "likert", "min": 1, "max": 5}]
     afc_fields = [{"field": "choice", "kind": "choice", "options": ["A", "B"]},
@@ -69,7 +71,7 @@ def build_study(root: Path, participants: int = 12, seed: int = 0) -> dict[str, 
             rows.append({"participant": pid, "question_id": qid, "field": fld, "section_id": q["section_id"],
                          "type": q["type"], "subset": subset, "target": key.get(qid, {}).get("target", ""),
                          "method": key.get(qid, {}).get("method") or "", "value": value, "source_file": "x.csv",
-                         "source_row": p + 2, "simulated": True})
+                         "source_row": p + 2, "simulated": simulated is None or p < simulated})
 
         for q in questions:
             qid, k = q["question_id"], key.get(q["question_id"], {})
@@ -97,6 +99,7 @@ def build_study(root: Path, participants: int = 12, seed: int = 0) -> dict[str, 
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     paths["manifest"].write_text(json.dumps(manifest))
+    key = {qid: {**truth, "model": model} for qid, truth in key.items()}
     paths["answer_key"].write_text(json.dumps({"format": "vitalstudy.answer_key/1", "questions": key, "stimuli": {}}))
     for path, columns, data in ((paths["responses"], RESPONSE_COLUMNS, rows), (paths["scores"], SIM_COLUMNS, sims)):
         with open(path, "w", newline="") as fh:

@@ -74,6 +74,43 @@ def test_two_afc_leaves_catch_trials_out(study, tmp_path):
     assert accuracy.set_index(["unit", "method"]).loc[("class", "vital"), "paper"] == 1.0
 
 
+def test_paper_markers_only_for_the_papers_model(tmp_path):
+    """A study on another model (the demo's EfficientNet-Lite0) gets no paper values or markers."""
+    from vitalstudy.figures import studydata, two_afc
+
+    other = build_study(tmp_path / "lite", participants=6, model="efficientnet_lite0")
+    out = tmp_path / "two_afc"
+    assert main(["figures", "two-afc", *_study_args(other), "--out", str(out)]) == 0
+    assert pd.read_csv(out.with_name("two_afc_stats.csv"))["paper"].isna().all()
+    files = studydata.StudyFiles(other["manifest"], other["answer_key"], other["responses"])
+    table = two_afc.statistics(files.two_afc(), {"iterations": 50, "confidence": 0.95}, 0,
+                               paper=two_afc.paper_comparable(files.models))
+    fig = two_afc.plot(table, files.who(files.responses["participant"]))
+    assert "paper" not in fig._suptitle.get_text()
+    assert all("paper" not in t.get_label() for ax in fig.axes for t in ax.collections)
+    assert two_afc.paper_comparable({"resnet50"}) and not two_afc.paper_comparable({"resnet50", "vgg16"})
+
+
+@pytest.mark.parametrize("simulated, expected", [(None, "6 SIMULATED participants"),
+                                                 (2, "6 participants, 2 of them simulated"),
+                                                 (0, "6 participants")])
+def test_titles_and_tables_say_when_participants_are_simulated(tmp_path, simulated, expected):
+    from vitalstudy.figures import likert, studydata
+
+    paths = build_study(tmp_path / "s", participants=6, simulated=simulated)
+    files = studydata.StudyFiles(paths["manifest"], paths["answer_key"], paths["responses"])
+    frame = files.likert("likert_word")
+    who = files.who(frame["participant"])
+    assert who == expected
+    assert expected in likert.plot_methods(frame, (1, 5), "Words", who).axes[0].get_title()
+    for kind, extra in (("likert", ["--section", "likert_word"]), ("similarity", ["--scores", str(paths["scores"])]),
+                        ("two-afc", []), ("demographics", [])):
+        out = tmp_path / kind
+        assert main(["figures", kind, *_study_args(paths), *extra, "--out", str(out)]) == 0
+        table = pd.read_csv(out.with_name(f"{kind}_stats.csv"))
+        assert set(table["participants_simulated"]) == {6 if simulated is None else simulated}, kind
+
+
 def test_demographics_count_everyone(study, tmp_path):
     out = tmp_path / "demographics"
     assert main(["figures", "demographics", *_study_args(study), "--out", str(out)]) == 0
@@ -123,3 +160,23 @@ def test_grid_circuits_and_tsne(tmp_path):
     for name in ("grid", "circuits", "tsne"):
         with Image.open(out / f"{name}.png") as image:
             assert image.size[0] > 200
+
+
+@pytest.mark.parametrize("participants", [0, 30])
+def test_report_captions_say_when_a_run_simulates_participants(participants):
+    """The captions render as Snakemake renders them (Jinja, then reStructuredText); with simulated
+    participants in the config every study figure's and table's caption says so."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import jinja2
+    from docutils.core import publish_parts
+
+    report = Path(__file__).resolve().parents[2] / "workflow" / "report"
+    snakemake = SimpleNamespace(wildcards={"study": "demo", "section": "likert_word"},
+                                config={"study": {"simulate": {"participants": participants}}})
+    for name in ("figure_likert", "figure_likert_questions", "figure_similarity", "figure_similarity_questions",
+                 "figure_two_afc", "figure_demographics", "table_stats"):
+        text = jinja2.Environment().from_string((report / f"{name}.rst").read_text()).render(snakemake=snakemake)
+        html = publish_parts(text, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})["body"]
+        assert ("30 simulated participants" in html) == bool(participants), name

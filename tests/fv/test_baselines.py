@@ -41,9 +41,9 @@ def spectrum_run(tmp_path_factory):
 
 
 def _method(name, spec, model, run):
-    from vitalstudy.fv.generate import method_classes
+    from vitalstudy.fv.registry import get_method
 
-    return method_classes()[name](name, spec, model, CONFIGS[name], run, CPU)
+    return get_method(name).method_class()(name, spec, model, CONFIGS[name], run, CPU)
 
 
 @pytest.mark.parametrize("method", ["fourier", "fourier_lucid", "maco", "deepinversion"])
@@ -138,9 +138,9 @@ def test_maco_above_the_model_resolution(tmp_path):
     path.parent.mkdir(parents=True)
     np.savez(path, magnitude=magnitude)
     spec, model = get_spec("efficientnet_lite0"), load_model("efficientnet_lite0")
-    from vitalstudy.fv.generate import method_classes
+    from vitalstudy.fv.registry import get_method
 
-    method = method_classes()["maco"]("maco", spec, model, {**FEW, "lr": 1.0, "resolution": 320}, tmp_path, CPU)
+    method = get_method("maco").method_class()("maco", spec, model, {**FEW, "lr": 1.0, "resolution": 320}, tmp_path, CPU)
     plan = method.plan([parse_target("n07920052")], {})
     result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
                       [torch.Generator().manual_seed(0)], CPU)

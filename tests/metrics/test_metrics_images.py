@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from metrics_helpers import MODEL, write_fv
-from vitalstudy.metrics.images import FVKey, InvalidImageError, load_fv, method_not_applicable, planned_images
+from vitalstudy.metrics.images import FVKey, InvalidImageError, load_fv, planned_images
 from vitalstudy.models import get_spec
 
 KEY = FVKey("vital", "n07920052", 0)
@@ -78,8 +78,3 @@ def test_planned_images_skip_methods_a_model_cannot_run(metrics_config):
                                                     ("deepinversion", "n07920052")}
     assert len(lite) == 3 * 2
     assert planned_images(generate, get_spec("vit_l_16"), ["n07920052"], ["head_c12"]) == []
-    vit = get_spec("vit_l_16")
-    assert "BatchNorm" in method_not_applicable("deepinversion", vit, "class")
-    assert method_not_applicable("vital_lrp", vit, "neuron")
-    assert method_not_applicable("deepinversion", get_spec("resnet50"), "neuron")
-    assert method_not_applicable("vital", vit, "class") is None

@@ -128,6 +128,16 @@ def build(tmp_path: Path, **overrides):
     return spec_path, study_dir, manifest
 
 
+def png_chunks(data: bytes) -> list[str]:
+    """The chunk types of a PNG file, in order."""
+    chunks, pos = [], 8
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        chunks.append(data[pos + 4 : pos + 8].decode())
+        pos += 12 + length
+    return chunks
+
+
 def answer_all(manifest: dict, subset: str | None) -> dict:
     """A complete, valid answers object for one subset."""
     answers = {}

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from forms_fixtures import METHODS, answer_all, brightness_scorer, build, full_spec, make_run, write_spec
+from forms_fixtures import METHODS, answer_all, brightness_scorer, build, full_spec, make_run, png_chunks, write_spec
 from PIL import Image
 
 from vitalstudy.errors import VitalStudyError
@@ -37,12 +37,12 @@ def test_contract_layout(bundle):
     assert set(key["questions"]) == {q["question_id"] for q in manifest["questions"] if q["type"] != "demographics"}
     assert manifest["exclusions"]["straightlining"]["sections"] == ["likert_word"]
     for q in manifest["questions"]:
-        assert re.fullmatch(r"[a-z_]+\.(q\d\d(\.[a-z])?(@\d+)?|gender|age)", q["question_id"]), q["question_id"]
+        assert re.fullmatch(r"[a-z_]+\.([0-9a-f]{10}|gender|age)", q["question_id"]), q["question_id"]
         for s in q["stimuli"]:
             assert (forms / s["file"]).is_file() and s["file"] == f"stimuli/{s['stimulus_id']}.png"
-    # shared sections first, then per-subset ones, then demographics
+    # the spec's order
     assert [s["section_id"] for s in manifest["sections"]] == [
-        "likert_word", "likert_references", "free_label", "two_afc", "demographics"]
+        "free_label", "likert_word", "likert_references", "two_afc", "demographics"]
 
 
 def test_latin_square_balances_methods(bundle):
@@ -125,19 +125,10 @@ def test_blinding(bundle):
     assert not list(forms.rglob("answer_key*")) and (study_dir / "private" / "answer_key.json").is_file()
     for png in (forms / "stimuli").iterdir():
         assert re.fullmatch(r"s-[0-9a-f]{12}\.png", png.name)
-        chunks = _png_chunks(png.read_bytes())
+        chunks = png_chunks(png.read_bytes())
         assert set(chunks) <= {"IHDR", "IDAT", "IEND"}, f"{png.name} keeps {chunks}"
         with Image.open(png) as im:
             assert im.mode == "RGB" and not im.info and not im.getexif()
-
-
-def _png_chunks(data: bytes) -> list[str]:
-    chunks, pos = [], 8
-    while pos < len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        chunks.append(data[pos + 4 : pos + 8].decode())
-        pos += 12 + length
-    return chunks
 
 
 def test_source_pngs_really_carry_method_metadata(tmp_path):
@@ -197,7 +188,7 @@ def test_study_without_subsets_has_one_form(tmp_path):
     response = {"format": "vitalstudy.response/1", "submission_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
                 "study_id": "teststudy", "manifest_version": manifest["manifest_version"], "subset": None,
                 "participant_id": "x", "started_at": now, "submitted_at": now, "answers": answer_all(manifest, None)}
-    assert validate(response, manifest) is response
+    assert validate(response, manifest) == response
 
 
 def test_query_candidates_are_a_seeded_sample_without_reference_only_images():

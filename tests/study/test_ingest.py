@@ -13,7 +13,8 @@ from responses_fixtures import build_study, google_rows, good_answers, submissio
 
 from vitalstudy.cli import main
 from vitalstudy.study.answers import AnswerError, parse_likert, parse_text, parse_timestamp
-from vitalstudy.study.ingest import ingest, neutralise, pseudonym, unneutralise
+from vitalstudy.study.ingest import ingest, pseudonym
+from vitalstudy.study.safetext import neutralise, unneutralise
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -89,7 +90,8 @@ def test_duplicates_keep_the_earliest_valid_submission(study, tmp_path):
                                                        submission("dora", submission_id="retry",
                                                                   submitted_at="2026-03-05T10:00:00Z",
                                                                   answers=good_answers(ratings=(1, 2, 3, 4)))]))
-    incomplete = submission("erik", submission_id="e1", submitted_at="2026-03-01T09:00:00Z")
+    incomplete = submission("erik", submission_id="e1", started_at="2026-03-01T08:50:00Z",
+                            submitted_at="2026-03-01T09:00:00Z")
     del incomplete["answers"]["free_label.q01@1"]
     (responses / "b.json").write_text(json.dumps([incomplete, submission("erik", submission_id="e2")]))
     report = run_ingest(study, tmp_path)

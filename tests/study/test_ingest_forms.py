@@ -50,7 +50,7 @@ def test_forms_server_and_simulation_outputs_ingest_cleanly(tmp_path, monkeypatc
 
     out = tmp_path / "out"
     report = ingest([raw], [simulated], forms / "manifest.json", forms / "codebook.csv", key_path, out)
-    store.conn.close()
+    store.close()
 
     rows = report["rows"]
     assert rows["read"] == 3 * 3 + 10 and report["balanced"]

@@ -9,6 +9,7 @@ import sys
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from http.client import HTTPConnection
 from pathlib import Path
@@ -29,17 +30,31 @@ def bundle(tmp_path_factory):
     return study_dir, manifest
 
 
+@contextmanager
+def running(forms, db, **options):
+    """A server on a free loopback port, in a thread: yields (server, base URL)."""
+    srv = make_server(forms, db, port=0, **options)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield srv, f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 @pytest.fixture
 def server(bundle, tmp_path):
     study_dir, _ = bundle
-    srv = make_server(study_dir / "forms", tmp_path / "db.sqlite", port=0, admin_token="s3cret",
-                      completion_code="CODE42", completion_url="https://example.org/done?cc={code}",
-                      max_bytes=64 * 1024)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv, f"http://127.0.0.1:{srv.server_address[1]}", tmp_path / "db.sqlite"
-    srv.shutdown()
-    srv.server_close()
+    with running(study_dir / "forms", tmp_path / "db.sqlite", admin_token="s3cret", completion_code="CODE42",
+                 completion_url="https://example.org/done?cc={code}", max_bytes=64 * 1024) as (srv, base):
+        yield srv, base, tmp_path / "db.sqlite"
+
+
+def qid(manifest, section, number, subset=None, position=None):
+    """The (keyed, opaque) id of the question a participant sees as Q<number> (<position>) of a section."""
+    return next(q["question_id"] for q in manifest["questions"] if q["section_id"] == section
+                and q["number"] == number and q["subset"] == subset and q["position"] == position)
 
 
 def payload(manifest, participant="p1", subset="2", **changes):
@@ -50,7 +65,7 @@ def payload(manifest, participant="p1", subset="2", **changes):
         "subset": subset, "participant_id": participant,
         "prolific": {"PROLIFIC_PID": participant, "STUDY_ID": "st", "SESSION_ID": "se"},
         "started_at": now, "submitted_at": now, "answers": answer_all(manifest, subset),
-        "timings_ms": {"likert_word.q01.a": 1200},
+        "timings_ms": {qid(manifest, "likert_word", 1, position="a"): 1200},
     }
     data.update(changes)
     return data
@@ -97,7 +112,7 @@ def test_resent_submission_stored_once_and_second_entry_refused(server, bundle):
     _, base, db = server
     body = payload(bundle[1])
     assert post(base, body)[1]["status"] == "stored"
-    assert post(base, {**body, "submitted_at": "2030-01-01T00:00:00Z"}) == (200, {
+    assert post(base, {**body, "timings_ms": {}}) == (200, {  # a re-send differing in content
         "status": "duplicate", "submission_id": body["submission_id"],
         "completion": f"complete?submission={body['submission_id']}"})
     status, reply = post(base, payload(bundle[1]))  # same participant, new submission
@@ -109,31 +124,39 @@ def test_resent_submission_stored_once_and_second_entry_refused(server, bundle):
     assert count(db) == 1 and stored == body, "the first submission is never overwritten"
 
 
+def ids(manifest):
+    return {"word": qid(manifest, "likert_word", 1, position="a"), "free1": qid(manifest, "free_label", 1, "1"),
+            "free2": qid(manifest, "free_label", 1, "2"), "afc2": qid(manifest, "two_afc", 1, "2"),
+            "refs": qid(manifest, "likert_references", 2, position="c")}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda p: p.update(manifest_version="000000000000"), "manifest_version"),
-        (lambda p: p.update(subset="9"), "subset"),
-        (lambda p: p.update(submission_id="not-a-uuid"), "submission_id"),
-        (lambda p: p.update(participant_id="<script>"), "participant_id"),
-        (lambda p: p.update(extra=1), "unknown fields"),
-        (lambda p: p.pop("answers"), "missing fields"),
-        (lambda p: p["answers"].update({"likert_word.q01.a": 6}), "likert_word.q01.a"),
-        (lambda p: p["answers"].update({"likert_word.q01.a": True}), "likert_word.q01.a"),
-        (lambda p: p["answers"].update({"free_label.q01@2": "x" * 201}), "free_label.q01@2"),
-        (lambda p: p["answers"].update({"free_label.q01@1": "other subset"}), "no such question"),
-        (lambda p: p["answers"].update({"two_afc.q01@2": {"choice": "C", "confidence": 2}}), "choice"),
-        (lambda p: p["answers"].update({"demographics.age": "17"}), "demographics.age"),
-        (lambda p: p["answers"].pop("likert_references.q02.c"), "unanswered"),
-        (lambda p: p.update(started_at="yesterday"), "started_at"),
-        (lambda p: p.update(prolific={"PROLIFIC_PID": 5}), "prolific"),
-        (lambda p: p.update(timings_ms={"nope": 3}), "timings_ms"),
+        (lambda p, m: p.update(manifest_version="000000000000"), "manifest_version"),
+        (lambda p, m: p.update(subset="9"), "subset"),
+        (lambda p, m: p.update(submission_id="not-a-uuid"), "submission_id"),
+        (lambda p, m: p.update(participant_id="<script>"), "participant_id"),
+        (lambda p, m: p.update(extra=1), "unknown fields"),
+        (lambda p, m: p.pop("answers"), "missing fields"),
+        (lambda p, m: p["answers"].update({ids(m)["word"]: 6}), "{word}"),
+        (lambda p, m: p["answers"].update({ids(m)["word"]: True}), "{word}"),
+        (lambda p, m: p["answers"].update({ids(m)["free2"]: "x" * 201}), "{free2}"),
+        (lambda p, m: p["answers"].update({ids(m)["free1"]: "other subset"}), "no such question"),
+        (lambda p, m: p["answers"].update({ids(m)["afc2"]: {"choice": "C", "confidence": 2}}), "choice"),
+        (lambda p, m: p["answers"].update({"demographics.age": "17"}), "demographics.age"),
+        (lambda p, m: p["answers"].pop(ids(m)["refs"]), "unanswered"),
+        (lambda p, m: p.update(started_at="yesterday"), "started_at"),
+        (lambda p, m: p.update(prolific={"PROLIFIC_PID": 5}), "prolific"),
+        (lambda p, m: p.update(timings_ms={"nope": 3}), "timings_ms"),
     ],
 )
 def test_malformed_refused_and_nothing_stored(server, bundle, change, message):
     _, base, db = server
-    body = payload(bundle[1])
-    change(body)
+    manifest = bundle[1]
+    body = payload(manifest)
+    change(body, manifest)
+    message = message.format(**ids(manifest))
     status, reply = post(base, body)
     assert status == 400 and message in reply["error"]
     assert count(db) == 0
@@ -153,6 +176,7 @@ def test_oversized_and_unsized_refused(server, bundle):
     assert status == 413 and count(db) == 0
     conn = HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=10)
     conn.putrequest("POST", "/api/submit")
+    conn.putheader("Content-Type", "application/json")
     conn.endheaders()
     assert conn.getresponse().status == 411 and count(db) == 0
 
@@ -184,7 +208,7 @@ def test_admin_export_needs_token(server, bundle):
     lines = body.decode().splitlines()
     header = lines[0]
     assert status == 200 and header.startswith("participant_id,subset,started_at,submitted_at,") and len(lines) == 3
-    assert "[two_afc.q01@3:confidence]" in header and lines[2].startswith("p2,3,")
+    assert f"[{qid(manifest, 'two_afc', 1, '3')}:confidence]" in header and lines[2].startswith("p2,3,")
 
 
 def test_many_concurrent_submissions_none_lost(server, bundle):

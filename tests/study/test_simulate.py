@@ -11,6 +11,7 @@ import pytest
 from responses_fixtures import build_study
 
 from vitalstudy.cli import main
+from vitalstudy.study.forms_gas import SUBSET_ITEM
 from vitalstudy.study.ingest import ingest
 from vitalstudy.study.simulate import (
     Judgement,
@@ -38,7 +39,8 @@ def test_simulated_export_passes_ingestion_and_exercises_the_exclusions(tmp_path
     export = tmp_path / "results" / "simulated" / "google_forms_export.csv"
     roles = simulate_export(manifest, key, judgements_for(manifest), 40, seed=3, out=export)
     assert (roles.count("inattentive"), roles.count("straightliner")) == (4, 2)
-    assert export.read_bytes().startswith(b"Timestamp,Participant ID [participant_id],Choose a part [subset],"
+    assert export.read_bytes().startswith(b"Timestamp,Participant ID [participant_id],"
+                                          + SUBSET_ITEM.encode() + b","
                                           b"Q1. How well does the image reflect 'espresso'? [likert_word.q01.a],")
     report = ingest([], [export], study["manifest"], study["codebook"], study["answer_key"], tmp_path / "out")
     assert report["rows"]["read"] == 40 and report["rows"]["quarantined"] == 0 and report["answers"]["quarantined"] == 0

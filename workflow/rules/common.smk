@@ -8,8 +8,8 @@ from snakemake.exceptions import WorkflowError
 
 from vitalstudy.config import validate
 from vitalstudy.errors import ConfigError
-from vitalstudy.fv.settings import REFERENCE_METHODS, job_settings
-from vitalstudy.metrics.images import method_not_applicable
+from vitalstudy.fv.registry import get_method
+from vitalstudy.fv.settings import job_settings
 from vitalstudy.models.registry import get_spec
 from vitalstudy.references.targets import class_targets, concept_targets, neuron_targets, parse_target
 
@@ -52,6 +52,11 @@ def stage_config(*sections, **narrowed):
 
 def targets_of(model):
     return class_targets(config) + neuron_targets(config, model) + concept_targets(config, model)
+
+
+def targets_by_kind(model):
+    return (("class", class_targets(config)), ("neuron", neuron_targets(config, model)),
+            ("concept", concept_targets(config, model)))
 
 
 wildcard_constraints:

@@ -11,17 +11,12 @@ def generation_jobs():
     jobs = []
     for model in MODELS:
         for method in gen["methods"]:
-            reason = method_not_applicable(method, get_spec(model), "class")
+            info = get_method(method)
+            reason = info.unavailable_on(get_spec(model))
             if reason:
                 print(f"note: {method} skipped for {model}: {reason}", file=sys.stderr)
                 continue
-            # DeepInversion inverts classes only; concept directions are VITAL's (App. B.3).
-            if method == "deepinversion":
-                targets = class_targets(config)
-            elif method in REFERENCE_METHODS:
-                targets = targets_of(model)
-            else:
-                targets = class_targets(config) + neuron_targets(config, model)
+            targets = [t for kind, of_kind in targets_by_kind(model) if info.serves(kind) for t in of_kind]
             size = gen["targets_per_job"]
             for seed in gen["seeds"]:
                 for b, start in enumerate(range(0, len(targets), size)):
@@ -48,9 +43,10 @@ def generation_config(wildcards):
 
 def generation_inputs(wildcards, targets):
     """What a generation job reads: the targets' references (VITAL) or MACO's spectrum asset."""
-    if wildcards.method in REFERENCE_METHODS:
+    info = get_method(wildcards.method)
+    if info.reads_references:
         return [f"{RUN}/01_references/{wildcards.model}/{t}.json" for t in targets]
-    if wildcards.method == "maco":
+    if info.asset == "maco_spectrum":
         return [f"{RUN}/02_fv/_assets/maco_spectrum_{maco_size(wildcards.model)}.npz"]
     return []
 
@@ -95,9 +91,6 @@ rule generate:
         "--method {wildcards.method} --seed {wildcards.seed} --targets {params.targets} --marker {output:q} > {log:q} 2>&1"
 
 
-NEURON_METHODS = ("vital", "vital_lrp", "fourier", "maco")
-
-
 def circuit_jobs():
     """(model, method, seed, wnid) for every configured circuit, on models with faithful LRP."""
     jobs = []
@@ -106,7 +99,7 @@ def circuit_jobs():
             if config["targets"]["circuits"]:
                 print(f"note: circuits skipped for {model}: {get_spec(model).relevance.reason}", file=sys.stderr)
             continue
-        for method in (m for m in config["generate"]["methods"] if m in NEURON_METHODS):
+        for method in (m for m in config["generate"]["methods"] if get_method(m).serves("neuron")):
             jobs += [(model, method, s, w) for s in config["generate"]["seeds"] for w in config["targets"]["circuits"]]
     return jobs
 

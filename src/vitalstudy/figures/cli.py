@@ -64,7 +64,8 @@ def _study_figure(args, cfg: dict, prov: Provenance, out: Path) -> list[Path]:
         scale = study.scale(args.section)
         title = study.section(args.section).get("title") or args.section
         table = stats.figure_statistics(frame, "value", "mean rating", stats.mean, boot, seed, args.section)
-        figures = [likert.plot_methods(frame, scale, title), likert.plot_questions(frame, scale, title)]
+        who = study.who(frame["participant"])
+        figures = [likert.plot_methods(frame, scale, title, who), likert.plot_questions(frame, scale, title, who)]
     elif args.kind == "similarity":
         prov.add_input(args.scores)
         frame = studydata.text_similarity(args.scores, study)
@@ -74,21 +75,25 @@ def _study_figure(args, cfg: dict, prov: Provenance, out: Path) -> list[Path]:
         table = stats.figure_statistics(frame, "similarity", "median similarity", stats.median, boot, seed,
                                         "free_label")
         table = table.merge(similarity.quantiles(frame, ["method"]), on="method", how="left").assign(encoder=encoder)
-        figures = [similarity.plot_methods(frame, encoder), similarity.plot_questions(frame, encoder)]
+        who = study.who(frame["participant"])
+        figures = [similarity.plot_methods(frame, encoder, who), similarity.plot_questions(frame, encoder, who)]
     elif args.kind == "two-afc":
         trials = study.two_afc()
         if trials.empty:
             raise VitalStudyError(f"{args.responses}: no 2AFC answers")
-        table = two_afc.statistics(trials, boot, seed)
-        figures = [two_afc.plot(table, trials["participant"].nunique())]
+        table = two_afc.statistics(trials, boot, seed, paper=two_afc.paper_comparable(study.models))
+        frame = trials
+        figures = [two_afc.plot(table, study.who(trials["participant"]))]
     else:
         answers, participants = study.demographics()
         questions = [q for q in study.manifest["questions"] if q["type"] == "demographics"]
         table = demographics.counts(answers, participants,
                                     {q["question_id"]: q["fields"][0]["options"] for q in questions})
-        figures = [demographics.plot(table, {q["question_id"]: q["prompt"] for q in questions}, participants)]
+        frame = study.responses
+        figures = [demographics.plot(table, {q["question_id"]: q["prompt"] for q in questions},
+                                     study.who(frame["participant"]))]
     written = [out.with_name(out.name + "_stats.csv")]
-    save_table(table, written[0])
+    save_table(study.mark_simulated(table, frame["participant"]), written[0])
     for fig, suffix in zip(figures, ("", "_questions")):
         paths = [out.with_name(f"{out.name}{suffix}.{ext}") for ext in ("png", "pdf")]
         save(fig, *paths)

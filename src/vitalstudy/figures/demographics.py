@@ -23,7 +23,7 @@ def counts(answers: pd.DataFrame, participants: int, options: dict[str, list[str
     return pd.DataFrame(rows)
 
 
-def plot(table: pd.DataFrame, titles: dict[str, str], participants: int):
+def plot(table: pd.DataFrame, titles: dict[str, str], who: str):
     questions = list(dict.fromkeys(table["question_id"]))
     fig, axes = plt.subplots(1, len(questions), figsize=(4.5 * len(questions), 3.6), squeeze=False)
     for ax, question_id in zip(axes.flat, questions):
@@ -33,6 +33,6 @@ def plot(table: pd.DataFrame, titles: dict[str, str], participants: int):
         ax.set_title(titles.get(question_id, question_id))
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=30)
-    fig.suptitle(f"Participants ({participants})")
+    fig.suptitle(f"Participants ({who})")
     fig.tight_layout()
     return fig

@@ -36,21 +36,21 @@ def _stacked(ax, table: pd.DataFrame, counts: pd.Series, scale: tuple[int, int],
     ax.grid(axis="y", visible=False)
 
 
-def plot_methods(frame: pd.DataFrame, scale: tuple[int, int], title: str):
-    """One stacked bar per method over all questions of the section."""
+def plot_methods(frame: pd.DataFrame, scale: tuple[int, int], title: str, who: str):
+    """One stacked bar per method over all questions of the section; `who`: the participants
+    (``StudyFiles.who``: says when they are simulated)."""
     methods = ordered_methods(frame["method"])
     table = shares(frame, ["method"], scale).reindex(methods)
     colors = sns.color_palette("RdYlGn", scale[1] - scale[0] + 1)
     fig, ax = plt.subplots(figsize=(6.5, 0.55 * len(methods) + 1.6))
     _stacked(ax, table, frame.groupby("method").size(), scale, colors)
-    participants = frame["participant"].nunique()
-    ax.set_title(f"{title} (n = {participants} participants)")
+    ax.set_title(f"{title} ({who})")
     ax.set_xlabel(f"share of ratings ({scale[0]} = worst, {scale[1]} = best)")
     ax.legend(title="rating", ncols=len(colors), loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
     return fig
 
 
-def plot_questions(frame: pd.DataFrame, scale: tuple[int, int], title: str):
+def plot_questions(frame: pd.DataFrame, scale: tuple[int, int], title: str, who: str):
     """One panel per question (Q number and label), one stacked bar per method in it."""
     methods = ordered_methods(frame["method"])
     questions = frame[["number", "label"]].drop_duplicates().sort_values("number")
@@ -66,7 +66,7 @@ def plot_questions(frame: pd.DataFrame, scale: tuple[int, int], title: str):
         ax.set_title(f"Q{number}: {label}", fontsize=9)
     for ax in axes.flat[len(questions):]:
         ax.set_visible(False)
-    fig.suptitle(f"{title}, per question")
+    fig.suptitle(f"{title}, per question ({who})")
     fig.tight_layout()
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, title="rating", ncols=len(colors), loc="upper center", frameon=False,

@@ -1,11 +1,11 @@
-"""Method names and order shared by figures and tables, so a method reads and sorts the same
-everywhere (the paper's order: VITAL first, then the baselines)."""
+"""Method labels and order shared by figures, so a method reads and sorts the same everywhere
+(the registry's order, the paper's: VITAL first, then the baselines)."""
 
 from __future__ import annotations
 
-METHOD_NAMES = {"vital": "VITAL", "vital_lrp": "VITAL (LRP)", "fourier": "Fourier", "maco": "MACO",
-                "deepinversion": "DeepInv", "real": "real images"}
-METHOD_ORDER = ["vital", "vital_lrp", "maco", "fourier", "deepinversion"]
+from vitalstudy.fv.registry import METHODS
+
+METHOD_NAMES = {**{m.name: m.display for m in METHODS.values()}, "real": "real images"}
 
 
 def method_name(method: str) -> str:
@@ -13,6 +13,6 @@ def method_name(method: str) -> str:
 
 
 def ordered_methods(methods) -> list[str]:
-    """The known methods in the paper's order, then any others alphabetically."""
+    """The registered methods in the paper's order, then any others alphabetically."""
     present = set(methods)
-    return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
+    return [m for m in METHODS if m in present] + sorted(present - set(METHODS))

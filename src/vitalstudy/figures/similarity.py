@@ -37,16 +37,16 @@ def _violins(ax, frame: pd.DataFrame) -> None:
     ax.set_xlabel("")
 
 
-def plot_methods(frame: pd.DataFrame, encoder: str):
+def plot_methods(frame: pd.DataFrame, encoder: str, who: str):
     fig, ax = plt.subplots(figsize=(1.4 * frame["method"].nunique() + 2, 4))
     _violins(ax, frame)
     ax.set_ylabel("similarity of answer to hidden class name")
-    ax.set_title(f"Free labels ({frame['participant'].nunique()} participants)\n"
+    ax.set_title(f"Free labels ({who})\n"
                  f"dot: median, bars: 5 % and 95 % quantiles; encoder {encoder}", fontsize=9)
     return fig
 
 
-def plot_questions(frame: pd.DataFrame, encoder: str):
+def plot_questions(frame: pd.DataFrame, encoder: str, who: str):
     questions = frame[["number", "label"]].drop_duplicates().sort_values("number")
     cols = min(3, len(questions))
     rows = math.ceil(len(questions) / cols)
@@ -58,6 +58,6 @@ def plot_questions(frame: pd.DataFrame, encoder: str):
         ax.set_title(f"Q{number}: {label}", fontsize=9)
     for ax in axes.flat[len(questions):]:
         ax.set_visible(False)
-    fig.suptitle(f"Free labels per question (encoder {encoder}); dot: median, bars: 5 %/95 % quantiles")
+    fig.suptitle(f"Free labels per question ({who}; encoder {encoder}); dot: median, bars: 5 %/95 % quantiles")
     fig.tight_layout()
     return fig

@@ -3,6 +3,10 @@
 Every frame has one row per answer with at least `participant, question_id, method, target, label,
 number`; `label` is what a reader recognises the question by (the hidden class name of a free
 label, the word of a Likert item, the unit id of an inner neuron) and `number` the Q number shown.
+
+Simulated participants (`vitalstudy responses simulate`, marked by ingestion's `simulated` column)
+are no evidence about people: every figure title and statistics table built here says how many of
+its participants are simulated (`who`, `participants_simulated`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,24 @@ class StudyFiles:
         if missing:
             raise VitalStudyError(f"{responses}: missing columns {', '.join(sorted(missing))}")
         self.responses = frame
+        flagged = frame["simulated"].str.strip().str.lower().isin(("true", "1")) if "simulated" in frame else None
+        self.simulated = set(frame.loc[flagged, "participant"]) if flagged is not None else set()
+        self.models = {truth.get("model") for truth in self.key.values()}
+
+    def who(self, participants) -> str:
+        """'12 participants', '12 SIMULATED participants' or '12 participants, 5 of them simulated',
+        for a figure title (`participants`: the ids the figure shows)."""
+        people = set(participants)
+        simulated = len(people & self.simulated)
+        if not simulated:
+            return f"{len(people)} participants"
+        if simulated == len(people):
+            return f"{len(people)} SIMULATED participants"
+        return f"{len(people)} participants, {simulated} of them simulated"
+
+    def mark_simulated(self, table: pd.DataFrame, participants) -> pd.DataFrame:
+        """The statistics table with the count of simulated participants behind it as a column."""
+        return table.assign(participants_simulated=len(set(participants) & self.simulated))
 
     def label(self, question_id: str) -> str:
         truth = self.key.get(question_id, {})

@@ -17,12 +17,12 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from vitalstudy.fv.registry import METHODS  # noqa: E402
 from vitalstudy.io import atomic_path  # noqa: E402
 
 # One fixed colour per method, so a method looks the same in every figure.
-_PALETTE = sns.color_palette("colorblind", 8)
-METHOD_COLORS = {"vital": _PALETTE[0], "vital_lrp": _PALETTE[4], "maco": _PALETTE[1], "fourier": _PALETTE[2],
-                 "deepinversion": _PALETTE[3], "real": (0.6, 0.6, 0.6)}
+_PALETTE = sns.color_palette("colorblind")  # 10 colours; the registry gives each method one
+METHOD_COLORS = {**{m.name: _PALETTE[m.palette_index] for m in METHODS.values()}, "real": (0.6, 0.6, 0.6)}
 DPI = 150
 
 

@@ -14,10 +14,11 @@ import seaborn as sns
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.figures.methods import method_name, ordered_methods
 from vitalstudy.figures.style import placeholder
+from vitalstudy.fv.registry import METHODS
 
 COLUMNS = {"kind", "method", "target", "label", "x", "y"}
-# The paper's symbols: square VITAL, triangle MACO, hexagon Fourier, star DeepInversion.
-MARKERS = {"vital": "s", "vital_lrp": "D", "maco": "^", "fourier": "h", "deepinversion": "*"}
+# The paper's symbols (square VITAL, triangle MACO, hexagon Fourier, star DeepInversion), from the registry.
+MARKERS = {m.name: m.marker for m in METHODS.values()}
 
 
 def read(path: str | os.PathLike) -> pd.DataFrame:

@@ -23,23 +23,16 @@ import torch
 from PIL import Image
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.fv.bench import measure, run_batch_size
 from vitalstudy.fv.loop import Checkpointer, optimise
-from vitalstudy.fv.settings import REFERENCE_METHODS
+from vitalstudy.fv.registry import get_method
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models import get_spec, load_model
+from vitalstudy.progress import log as progress_log
+from vitalstudy.progress import progress
 from vitalstudy.provenance import code_version, package_versions
 from vitalstudy.references.targets import Target, parse_target
 from vitalstudy.seeding import derive_seed
-
-
-def method_classes() -> dict:
-    from vitalstudy.fv.deepinversion import DeepInversionMethod
-    from vitalstudy.fv.fourier import FourierMethod, LucidFourierMethod
-    from vitalstudy.fv.maco import MacoMethod
-    from vitalstudy.fv.vital import VitalMethod
-
-    return {"vital": VitalMethod, "vital_lrp": VitalMethod, "fourier": FourierMethod,
-            "fourier_lucid": LucidFourierMethod, "maco": MacoMethod, "deepinversion": DeepInversionMethod}
 
 
 CODE_PACKAGES = ("vitalstudy.fv.", "vitalstudy.models.")  # code that decides what a method generates
@@ -97,25 +90,24 @@ def _alpha_png(alpha: torch.Tensor) -> Image.Image:
 
 
 def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
-            method_config: dict, device: torch.device, batch_size: int, weights: str | None = None,
-            mixed_precision: bool = False, concepts: list[dict] | None = None, log=print,
+            method_config: dict, device: torch.device, batch_size: int | str, weights: str | None = None,
+            mixed_precision: bool = False, concepts: list[dict] | None = None, log=progress_log,
             model: torch.nn.Module | None = None) -> JobResult:
     """Generate every target of the job; returns the files read and one record per target (paths, sha256).
+    `batch_size`: images per optimisation batch, or "auto": the run's recorded one (fv.bench).
     `model`: the loaded model when the caller has it already (else it is loaded from `weights`)."""
     run_dir = Path(run_dir)
-    classes = method_classes()
-    if method_name not in classes:
-        raise VitalStudyError(f"generate: unknown method {method_name!r}; known: {', '.join(classes)}")
+    info = get_method(method_name)
     spec = get_spec(model_name)
     if model is None:
         model = load_model(model_name, weights=weights, device=device)
-    method = classes[method_name](method_name, spec, model, method_config, run_dir, device)
+    method = info.method_class()(method_name, spec, model, method_config, run_dir, device)
     targets = [parse_target(t, concepts) for t in target_ids]
-    references = {t.id: _references(run_dir, model_name, t) if method_name in REFERENCE_METHODS else []
+    references = {t.id: _references(run_dir, model_name, t) if info.reads_references else []
                   for t in targets}
     asset_files = list(getattr(method, "assets", lambda: [])())  # e.g. MACO's spectrum
     assets = [sha256_file(p) for p in asset_files]
-    code = method_code_version(classes[method_name])
+    code = method_code_version(type(method))
     fingerprints = {t.id: _fingerprint(model_name, method_name, t.as_dict(), seed, method_config,
                                        [r["sha256"] for r in references[t.id]], assets, code) for t in targets}
     todo = [t for t in targets if not _is_done(output_paths(run_dir, model_name, method_name, t.id, seed), fingerprints[t.id])]
@@ -124,21 +116,43 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
     groups: dict[str, list[Target]] = {}
     for target in todo:
         groups.setdefault(method.group_key(target), []).append(target)
+    per = getattr(method, "images_per_target", 1)
+    if todo:
+        batch_size = run_batch_size(run_dir, spec, method_name, device, batch_size,
+                                    lambda: _measure(spec, method, next(iter(groups.values())), references, device,
+                                                     mixed_precision, log), log)
     # batch_size counts images: methods that optimise several images per target take fewer targets.
-    targets_per_batch = max(1, batch_size // getattr(method, "images_per_target", 1))
-    for group in groups.values():
-        for start in range(0, len(group), targets_per_batch):
-            _run_batch(run_dir, spec, method, group[start:start + targets_per_batch], references, fingerprints, seed,
-                       device, batch_size, mixed_precision, log)
-    read = [_references_path(run_dir, model_name, t) for t in targets if method_name in REFERENCE_METHODS]
+    targets_per_batch = max(1, int(batch_size) // per) if todo else 0
+    batches = [group[start:start + targets_per_batch] for group in groups.values()
+               for start in range(0, len(group), targets_per_batch)]
+    with progress(total=len(todo), desc=f"generate {model_name} {method_name} seed {seed}: targets",
+                  unit="target") as done:
+        for number, batch in enumerate(batches, 1):
+            _run_batch(run_dir, spec, method, batch, references, fingerprints, seed, device, batch_size,
+                       mixed_precision, log, f"batch {number}/{len(batches)}")
+            done.update(len(batch))
+    read = [_references_path(run_dir, model_name, t) for t in targets if info.reads_references]
     return JobResult(inputs=[str(p) for p in read + asset_files],
-                     records=[_record(run_dir, model_name, method_name, t.id, seed) for t in targets])
+                     records=[_record(run_dir, model_name, method_name, t.id, seed) for t in targets],
+                     batch_size=batch_size if todo else None)
+
+
+def _measure(spec, method, group: list[Target], references, device, mixed_precision, log) -> list[dict]:
+    """Time the job's own method on its own targets (repeated when a candidate batch is larger)."""
+    def make_plan(n: int):
+        return method.plan([group[i % len(group)] for i in range(n)], references)
+    return measure(make_plan, getattr(method, "images_per_target", 1), spec.normalize, device, BENCH_STEPS,
+                   mixed_precision=mixed_precision, log=log, label=f"{spec.name} {method.name}")
+
+
+BENCH_STEPS = 3  # timed steps per candidate batch size when a run first needs one
 
 
 @dataclass
 class JobResult:
     inputs: list[str]
     records: list[dict]
+    batch_size: int | None = None  # the batch size used, None when every target was done already
 
 
 def _references_path(run_dir: Path, model: str, target: Target) -> Path:
@@ -154,7 +168,7 @@ def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
 
 
 def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerprints, seed, device, batch_size,
-               mixed_precision, log) -> None:
+               mixed_precision, log, name: str) -> None:
     plan = method.plan(batch, references)
     per = plan.images_per_target
     generators = [torch.Generator().manual_seed(derive_seed(seed, spec.name, method.name, t.id, *([j] if j else [])))
@@ -164,9 +178,10 @@ def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerpri
                               batch_fp, plan.settings.checkpoint_every)
     log(f"generate: {spec.name} {method.name} seed {seed}: {', '.join(t.id for t in batch)} on {device}")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mixed_precision and device.type == "cuda" else nullcontext()
-    with autocast:
+    with autocast, progress(total=plan.settings.steps, desc=f"  {name} ({len(batch)} targets): steps", unit="step",
+                            leave=False) as steps:
         result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
-                          generators, device, checkpoint)
+                          generators, device, checkpoint, bar=steps)
     for t, target in enumerate(batch):
         i = t * per  # a target's first image
         paths = output_paths(run_dir, spec.name, method.name, target.id, seed)

@@ -20,10 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vitalstudy.fv.bench import batch_size_for
     from vitalstudy.fv.generate import run_job
     from vitalstudy.fv.settings import method_config
-    from vitalstudy.models import get_spec, load_model
+    from vitalstudy.models import load_model
     from vitalstudy.models.features import resolve_device
 
     cfg = json.loads(args.stage_config)
@@ -32,11 +31,9 @@ def run(args: argparse.Namespace) -> int:
     prov = Provenance("generate", {"model": args.model, "method": args.method, "targets": args.targets,
                                    "generate": gen}, seed=args.seed, device=str(device))
     weights = cfg.get("models", {}).get("weights", {}).get(args.model)
-    spec = get_spec(args.model)
     model = load_model(args.model, weights=weights, device=device)
-    batch = batch_size_for(spec, model, args.method, device, gen.get("batch_size", "auto"))
     result = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(gen, args.method),
-                      device, batch, weights=weights, mixed_precision=gen.get("mixed_precision", False),
+                      device, gen.get("batch_size", "auto"), weights=weights, mixed_precision=gen.get("mixed_precision", False),
                       concepts=cfg.get("concepts"), model=model)
     for path in result.inputs:
         prov.add_input(path)
@@ -44,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
         for kind in ("png", "alpha", "json"):
             if kind in record:
                 prov.record["outputs"][record[kind]["path"]] = record[kind]["sha256"]
-    prov.record["batch_size"] = batch
+    prov.record["batch_size"] = result.batch_size
     prov.write(args.marker)
     return 0

@@ -109,8 +109,9 @@ def _alpha_map(accumulated: torch.Tensor, percentile: float) -> torch.Tensor:
 
 def optimise(parameterisation: Parameterisation, objective: Objective, to_model_input,
              transforms: list[Transform], settings: LoopSettings, generators: list[torch.Generator],
-             device: torch.device, checkpoint: Checkpointer | None = None) -> LoopResult:
-    """Run the loop; `to_model_input` maps [0, 1] pixels to the model's input space."""
+             device: torch.device, checkpoint: Checkpointer | None = None, bar=None) -> LoopResult:
+    """Run the loop; `to_model_input` maps [0, 1] pixels to the model's input space. `bar`: a
+    progress bar (vitalstudy.progress) of `settings.steps` that the loop advances per step."""
     params = parameterisation.init(generators).to(device).requires_grad_(True)
     optimizer_class = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam}[settings.optimizer]
     optimizer = optimizer_class([params], lr=settings.lr, betas=tuple(settings.betas))
@@ -130,6 +131,8 @@ def optimise(parameterisation: Parameterisation, objective: Objective, to_model_
         for g, g_state in zip(generators, state["generators"]):
             g.set_state(g_state)
         start_step, losses, elapsed = state["step"], state["losses"], state["seconds"]
+        if bar is not None:
+            bar.update(start_step)
 
     began = time.perf_counter()
     for step in range(start_step, settings.steps):
@@ -156,6 +159,8 @@ def optimise(parameterisation: Parameterisation, objective: Objective, to_model_
             parameterisation.project_(params)
         losses.append(total.detach().cpu().tolist())
         done = step + 1
+        if bar is not None:
+            bar.update()
         if checkpoint and done % checkpoint.every == 0 and done < settings.steps:
             checkpoint.save({"params": params.detach().cpu(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "grad_sum": grad_sum.cpu(),

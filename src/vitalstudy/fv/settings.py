@@ -4,13 +4,14 @@ whose settings changed)."""
 
 from __future__ import annotations
 
-REFERENCE_METHODS = ("vital", "vital_lrp")  # methods that read stage-1 references
+from vitalstudy.fv.registry import get_method
+
 SHARED_KEYS = ("batch_size", "checkpoint_every", "mixed_precision")  # read by every method's jobs
 
 
 def method_section(method: str) -> str:
-    """`generate.vital` serves vital and vital_lrp; every other method has a section of its name."""
-    return "vital" if method.startswith("vital") else method
+    """The `generate` section holding the method's settings (the registry's; vital_lrp reads `vital`)."""
+    return get_method(method).section
 
 
 def job_settings(generate_config: dict, method: str) -> dict:

@@ -28,6 +28,7 @@ from vitalstudy.data.sources import load_rgb
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.pixels import NormalisedPixels, RollJitter
+from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.relevance import RelevanceMaps, Start, minmax
 from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype, sort_match_loss
 from vitalstudy.models.features import capture_outputs
@@ -121,7 +122,7 @@ class VitalMethod:
     def __init__(self, name: str, spec: ModelSpec, model, config: dict, run_dir: Path, device: torch.device):
         self.name, self.spec, self.model, self.config = name, spec, model, config
         self.cache_dir, self.device = Path(run_dir) / "02_fv" / spec.name / "_prototypes", device
-        self.attribution = config.get("attribution", "lrp") if name == "vital_lrp" else None
+        self.attribution = config.get("attribution", "lrp") if get_method(name).needs_lrp else None
         importance = config.get("importance", {})
         self.importance_on = importance.get("applied_to", "error")
         self.importance_normalised = importance.get("normalised", "per_reference")

@@ -20,6 +20,7 @@ from torchvision.transforms import v2 as T
 from vitalstudy.data.sources import load_rgb
 from vitalstudy.models.features import capture_outputs, channel_means, module_by_name
 from vitalstudy.models.registry import ModelSpec
+from vitalstudy.progress import progress
 
 
 def fv_tensor(spec: ModelSpec, image: Image.Image) -> torch.Tensor:
@@ -52,7 +53,8 @@ def forward_images(model: nn.Module, spec: ModelSpec, items: Sequence, to_tensor
         lambda _module, inputs: captured_input.append(inputs[0]))
     try:
         with capture_outputs(model, list(layers)) as captured:
-            for start in range(0, len(items), batch_size):
+            for start in progress(range(0, len(items), batch_size), desc=f"forward {spec.name}: {len(items)} images",
+                                  unit="batch"):
                 batch = torch.stack([to_tensor(item) for item in items[start:start + batch_size]]).to(device)
                 captured_input.clear()
                 logits.append(model(batch).float().cpu())

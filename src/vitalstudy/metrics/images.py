@@ -17,6 +17,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.fv.registry import get_method
 from vitalstudy.models.registry import ModelSpec
 
 SIDECAR_FIELDS = ("model", "method", "target", "seed", "resolution", "hyperparameters", "compute", "versions")
@@ -51,25 +52,14 @@ class FVImage:
     sidecar: dict
 
 
-def method_not_applicable(method: str, spec: ModelSpec, kind: str) -> str | None:
-    """Why `method` cannot visualise a `kind` target of this model (the paper leaves such cells empty), or None."""
-    if method == "deepinversion" and not spec.has_batchnorm:
-        return f"DeepInversion matches BatchNorm statistics and {spec.name} has no BatchNorm"
-    if method == "deepinversion" and kind != "class":
-        return "DeepInversion optimises class logits; it has no inner-neuron variant"
-    if method == "vital_lrp" and spec.relevance.composite is None:
-        return f"no faithful LRP relevance for {spec.name}: {spec.relevance.reason}"
-    return None
-
-
 def planned_images(generate_cfg: dict, spec: ModelSpec, class_targets: list[str],
                    neuron_targets: list[str]) -> list[FVKey]:
     """Every FV stage 2 writes for this model: generate.methods x targets x generate.seeds, less the
-    (method, target kind) pairs the model cannot run."""
+    (method, target kind) pairs the model cannot run (fv.registry)."""
     keys = []
     for method in generate_cfg["methods"]:
         for kind, targets in (("class", class_targets), ("neuron", neuron_targets)):
-            if method_not_applicable(method, spec, kind) is None:
+            if get_method(method).not_applicable(spec, kind) is None:
                 keys += [FVKey(method, t, s) for t in targets for s in generate_cfg["seeds"]]
     return keys
 

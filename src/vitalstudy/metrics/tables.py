@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from vitalstudy.fv.registry import METHODS
 from vitalstudy.io import atomic_path
-from vitalstudy.metrics.images import method_not_applicable
 from vitalstudy.metrics.longformat import UNAVAILABLE
 from vitalstudy.models.registry import get_spec
 
-METHOD_NAMES = {"real": "natural images", "vital": "VITAL", "vital_lrp": "VITAL (LRP relevance)",
-                "fourier": "Fourier", "maco": "MACO", "deepinversion": "DeepInversion", "pii": "PII"}
+# Rows that are no method of ours: natural images, and methods only the paper reports.
+METHOD_NAMES = {"real": "natural images", **{m.name: m.title for m in METHODS.values()}, "pii": "PII"}
 DECIMALS = {"auc": 4, "mad": 4, "kid": 4, "kid_arch": 4}
 
 
@@ -138,7 +138,7 @@ def build_table(spec: TableSpec, rows: pd.DataFrame, paper: pd.DataFrame, config
         model_label = model if paper_model == model else f"{model} (paper: {paper_model})"
         for method in _methods(spec, config, paper, paper_model):
             paper_setups = _paper_rows(paper, spec.number, paper_model, method) or [("", None)]
-            reason = method_not_applicable(method, get_spec(model), spec.kind)
+            reason = METHODS[method].not_applicable(get_spec(model), spec.kind) if method in METHODS else None
             ran = method in config["generate"]["methods"] or method == "real"
             for i, (setup, values) in enumerate(paper_setups):
                 notes: dict[str, list[str]] = {}

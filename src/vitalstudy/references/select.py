@@ -23,6 +23,7 @@ from vitalstudy.data.sources import UnreadableImageError, load_rgb
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.models.features import capture_outputs, channel_means
 from vitalstudy.models.registry import ModelSpec
+from vitalstudy.progress import progress
 from vitalstudy.seeding import rng as seeded_rng
 
 REFERENCE_POOLS = ("reference", "both")
@@ -131,7 +132,7 @@ def score_patches(model: torch.nn.Module, spec: ModelSpec, index: pd.DataFrame, 
         pool = pool.iloc[np.sort(keep)]
     grid = _patch_grid(spec.input_size, patch, stride)
     image_ids, all_scores, all_boxes, skipped = [], [], [], []
-    for row in pool.itertuples():
+    for row in progress(pool.itertuples(), total=len(pool), desc=f"score patches {spec.name} {layer}", unit="image"):
         try:
             image = load_rgb(row.path)
         except UnreadableImageError as exc:
@@ -187,7 +188,7 @@ def select_concept_references(model: torch.nn.Module, spec: ModelSpec, index: pd
         keep = seeded_rng(seed, "references", "concept-candidates", spec.name).choice(len(pool), candidates, replace=False)
         pool = pool.iloc[np.sort(keep)]
     scored, skipped = [], []
-    for row in pool.itertuples():
+    for row in progress(pool.itertuples(), total=len(pool), desc=f"concept references {spec.name} {layer}", unit="image"):
         try:
             x = spec.preprocess(load_rgb(row.path))[None].to(device)
         except UnreadableImageError as exc:

@@ -7,6 +7,9 @@ import re
 import unicodedata
 from datetime import datetime, timedelta, timezone
 
+from vitalstudy.study.safetext import is_invisible
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)  # no web study answered before this (year 1 is a bug)
 EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
 IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 
@@ -118,9 +121,10 @@ def parse_choice(value: object, spec: dict) -> str:
 
 def parse_text(value: object, spec: dict) -> str:
     """Free text, NFC-normalised with whitespace collapsed and e-mail/IP addresses masked. Text with
-    no letter or digit (`-`, `...`, blanks) is `empty_free_text`; over `max_length` is `text_too_long`."""
+    no letter or digit (`-`, `...`, blanks) or nothing visible (a zero-width space, a Hangul filler:
+    `safetext.is_invisible`, the server's rule) is `empty_free_text`; over `max_length` is `text_too_long`."""
     text = " ".join(unicodedata.normalize("NFC", str(value)).split())
-    if not any(ch.isalnum() for ch in text):
+    if not any(ch.isalnum() for ch in text) or is_invisible(text):
         raise AnswerError("empty_free_text", f"value {text[:40]!r} has no letter or digit")
     limit = spec.get("max_length")
     if limit and len(text) > limit:
@@ -128,7 +132,18 @@ def parse_text(value: object, spec: dict) -> str:
     return redact(text)
 
 
-PARSERS = {"likert": parse_likert, "choice": parse_choice, "text": parse_text}
+def checked(parse):
+    """A parser that first refuses a JSON list or object where one value is expected."""
+    def parse_value(value: object, spec: dict):
+        if isinstance(value, (dict, list)):
+            raise AnswerError("invalid_type", f"a JSON {'object' if isinstance(value, dict) else 'list'}, "
+                                              "expected a single value")
+        return parse(value, spec)
+    return parse_value
+
+
+PARSERS = {kind: checked(parse) for kind, parse in
+           {"likert": parse_likert, "choice": parse_choice, "text": parse_text}.items()}
 
 def redact(text: str) -> str:
     """Mask e-mail addresses and IPv4 addresses a participant typed; neither may reach an output.

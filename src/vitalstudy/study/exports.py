@@ -163,11 +163,12 @@ def read_csv(source: InputFile, design: StudyDesign) -> list[Submission]:
     records = iter(_csv_records(text, delimiter))
     header_record = next(records, None)
     if header_record is None or header_record[1] is None:
-        problem = Problem("unreadable_file", detail="no readable header line")
-        return [Submission(str(source.path), 1, source.simulated, problem=problem,
-                           raw_text=text[:RAW_PREVIEW_CHARS])]
+        return [file_problem(source, "no readable header line", text)]
     headers = header_record[1]
     columns = [design.column(h) for h in headers]
+    if not any(c.kind in ("fixed", "answer") for c in columns):
+        return [file_problem(source, f"no column of this study in the header line ({len(headers)} cells: not an "
+                                     "export of this study's form, or not text)", text)]
     source.notes += [f"dropped column {h!r} (personal data)" for h, c in zip(headers, columns) if c.kind == "pii"]
     source.notes += [f"unknown column {h!r}" for h, c in zip(headers, columns) if c.kind == "unknown"]
     present = {(c.question_id, c.field) for c in columns if c.kind == "answer"}
@@ -186,10 +187,10 @@ def _csv_submission(source, line, headers, columns, cells, raw, error) -> Submis
     sub = Submission(str(source.path), line, source.simulated, raw_text=raw)
     if error is not None:
         reason = "cell_too_large" if "field larger" in error else "malformed_row"
-        sub.problem = Problem(reason, detail=f"CSV parse error: {error}")
+        sub.problem = Problem(reason, "(row)", f"CSV parse error: {error}")
         return sub
     if len(cells) != len(headers):
-        sub.problem = Problem("malformed_row", detail=f"{len(cells)} cells, the header has {len(headers)}")
+        sub.problem = Problem("malformed_row", "(row)", f"{len(cells)} cells, the header has {len(headers)}")
     for header, column, value in zip(headers, columns, cells):
         if column.kind == "pii":
             continue
@@ -208,10 +209,11 @@ def read_json(source: InputFile, design: StudyDesign) -> list[Submission]:
     try:
         text, source.encoding = decode_bytes(data)
         payload = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         sub = Submission(str(source.path), 1, source.simulated,
                          raw_text=data[:RAW_PREVIEW_CHARS].decode("utf-8", "replace"))
-        sub.problem = Problem("malformed_row", detail=f"invalid JSON: {exc}")
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        sub.problem = Problem("malformed_row", "(file)", f"invalid JSON: {detail}")
         return [sub]
     if isinstance(payload, list):
         source.format = "server JSON export"
@@ -236,14 +238,12 @@ def read_sqlite(source: InputFile, design: StudyDesign) -> list[Submission]:
             with closing(sqlite3.connect(copy)) as db:
                 rows = db.execute("SELECT rowid, received_at, payload FROM submissions ORDER BY rowid").fetchall()
         except sqlite3.DatabaseError as exc:
-            sub = Submission(str(source.path), 1, source.simulated)
-            sub.problem = Problem("unreadable_file", detail=f"not a collection-server database: {exc}")
-            return [sub]
+            return [file_problem(source, f"not a collection-server database: {exc}")]
     subs = []
     for rowid, received_at, payload in rows:
         try:
             item = json.loads(payload)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             sub = Submission(str(source.path), rowid, source.simulated, raw_text=str(payload))
             sub.problem = Problem("malformed_row", field="payload", detail=f"invalid JSON: {exc}")
             subs.append(sub)
@@ -265,6 +265,9 @@ def payload_submission(source: InputFile, row: int, item, design: StudyDesign) -
     prolific = item.get("prolific") if isinstance(item.get("prolific"), dict) else {}
     sub.study_id, sub.manifest_version = item.get("study_id"), item.get("manifest_version")
     sub.submission_id = item.get("submission_id")
+    if sub.submission_id is not None and not isinstance(sub.submission_id, str):
+        sub.problem = Problem("malformed_row", "submission_id", f"not a string: {str(sub.submission_id)[:60]}")
+        sub.submission_id = None
     sub.fixed = {"participant_id": item.get("participant_id") or prolific.get("PROLIFIC_PID"),
                  "subset": item.get("subset"), "started_at": item.get("started_at"),
                  "submitted_at": item.get("submitted_at") or item.get("received_at")}
@@ -283,11 +286,12 @@ READERS = {".csv": read_csv, ".json": read_json, ".sqlite": read_sqlite, ".sqlit
 
 
 def discover(paths: list[Path], simulated: bool) -> list[InputFile]:
-    """Files to read: the given files, and every file under the given folders (SQLite side files aside)."""
+    """Files to read: the given files, and every entry under the given folders but folders, hidden
+    files and SQLite side files (a broken link or a FIFO is listed too, to be quarantined)."""
     found = []
     for path in paths:
         if path.is_dir():
-            found += [InputFile(p, simulated) for p in sorted(path.rglob("*")) if p.is_file()
+            found += [InputFile(p, simulated) for p in sorted(path.rglob("*")) if not p.is_dir()
                       and not p.name.endswith(("-wal", "-shm", "-journal")) and not p.name.startswith(".")]
         elif path.exists():
             found.append(InputFile(path, simulated))
@@ -296,12 +300,27 @@ def discover(paths: list[Path], simulated: bool) -> list[InputFile]:
     return found
 
 
+def file_problem(source: InputFile, detail: str, text: str = "") -> Submission:
+    """The one quarantine row of a file that yields no submission (row 0: the file as a whole)."""
+    return Submission(str(source.path), 0, source.simulated, problem=Problem("unreadable_file", "(file)", detail),
+                      raw_text=text[:RAW_PREVIEW_CHARS])
+
+
 def read_file(source: InputFile, design: StudyDesign) -> list[Submission]:
-    """The file's submissions; each reader records the sha256 of the bytes it parsed."""
+    """The file's submissions; each reader records the sha256 of the bytes it parsed. A file that
+    cannot be read at all (not a regular file, no permission, an I/O error, or a shape no reader
+    foresaw) becomes one quarantined row, and the other files are still read."""
+    if not source.path.is_file():  # a broken link, a FIFO (reading it would block), a socket...
+        return [file_problem(source, "not a regular file (a broken link, a pipe or a device)")]
     reader = READERS.get(source.path.suffix.lower())
-    if reader is None:
-        source.sha256 = sha256_file(source.path)
-        sub = Submission(str(source.path), 1, source.simulated)
-        sub.problem = Problem("unsupported_file", detail="not .csv, .json or a SQLite database (.sqlite, .db)")
-        return [sub]
-    return reader(source, design)
+    try:
+        if reader is None:
+            source.sha256 = sha256_file(source.path)
+            sub = file_problem(source, "not .csv, .json or a SQLite database (.sqlite, .db)")
+            sub.problem.reason = "unsupported_file"
+            return [sub]
+        return reader(source, design)
+    except OSError as exc:
+        return [file_problem(source, f"cannot be read: {exc.strerror or exc}")]
+    except Exception as exc:  # noqa: BLE001 - one file must never stop the others
+        return [file_problem(source, f"could not be parsed: {type(exc).__name__}: {exc}")]

@@ -2,14 +2,17 @@
 
 Writes (contracts.md, stage 4) ``04_study/<study>/forms/`` — manifest, codebook, stimuli, one HTML
 form per subset, a Google Apps Script — and ``04_study/<study>/private/answer_key.json``. Every
-random choice (question order, stimulus positions, 2AFC sides and queries) comes from the spec's
-seed, so the same spec, images and blinding key give the same bytes.
+choice a participant could exploit (question order, question ids, which method a question and
+subset show, stimulus positions, 2AFC sides, catch placement, queries) is drawn from a generator
+keyed by the study's secret blinding key (``private/blinding.key``) and the spec's seed: the public
+spec and code predict none of it, and the same spec, images and key give the same bytes.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import io
 import json
 import random
@@ -19,6 +22,7 @@ from pathlib import Path
 from string import ascii_lowercase
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.study.assignment import static_salt
 from vitalstudy.study.forms_gas import apps_script, item_title
 from vitalstudy.study.forms_html import render_pages
 from vitalstudy.study.forms_queries import (
@@ -44,13 +48,9 @@ def references_path(run_dir: Path, model: str, target: str) -> Path:
 
 
 def section_order(spec: StudySpec) -> list[Section]:
-    """Sections everyone sees, then per-subset ones, then demographics.
-
-    A Google Form can branch once (at the subset choice) but cannot re-join and branch again, so
-    the shared sections must all come before the subset-specific ones; the HTML follows suit.
-    """
-    rank = {False: 0, True: 1}
-    return sorted(spec.sections, key=lambda s: 2 if s.type == "demographics" else rank[s.latin])
+    """The sections in the spec's order: participants of the HTML forms see them so. (The Google Form
+    cannot follow it everywhere; ``forms_gas`` says where and why.)"""
+    return list(spec.sections)
 
 
 def required_inputs(spec: StudySpec, run_dir: Path) -> list[tuple[Section, Path]]:
@@ -78,6 +78,25 @@ def study_inputs(spec_path: str | Path, run_dir: str | Path) -> list[str]:
     return sorted({str(p) for _, p in required_inputs(load_spec(spec_path), Path(run_dir))})
 
 
+class KeyedDraws:
+    """Random generators and ids derived from the secret key (HMAC-SHA256 of a label), so that
+    anyone without the key sees draws independent of the spec; the spec's seed is mixed in so that
+    changing it still re-draws."""
+
+    def __init__(self, key: bytes, seed: int):
+        self.key, self.seed = key, seed
+
+    def digest(self, *label) -> bytes:
+        message = json.dumps([self.seed, *label], default=str).encode()
+        return hmac.new(self.key, message, hashlib.sha256).digest()
+
+    def rng(self, *label) -> random.Random:
+        return random.Random(int.from_bytes(self.digest(*label), "big"))
+
+    def token(self, *label) -> str:
+        return self.digest(*label).hex()[:10]
+
+
 @dataclass
 class Slot:
     """One answerable item before it becomes a manifest question."""
@@ -89,18 +108,34 @@ class Slot:
     position: str | None
     catch: bool
 
-    def question_id(self, section_id: str) -> str:
-        suffix = f".{self.position}" if self.position else ""
-        return f"{section_id}.q{self.number:02d}{suffix}" + (f"@{self.subset}" if self.subset else "")
+    def question_id(self, section_id: str, draws: KeyedDraws) -> str:
+        """`<section>.<keyed token>`: unique, stable for a key, and carrying no order or assignment."""
+        return f"{section_id}." + draws.token("question", section_id, self.number, self.position, self.subset)
+
+
+def latin_rows(section: Section, subsets: tuple[str, ...], rng: random.Random) -> dict[tuple[int, str], str]:
+    """(target index, subset) -> method of a keyed Latin square: question row r(i) and subset column
+    c(s) show ``order[(r(i) + c(s)) mod M]``, with the rows, columns and method order all permuted by
+    the keyed generator. Each subset still sees every method equally often and each target a
+    different method in every subset (of M consecutive rows)."""
+    methods = list(section.methods)
+    rng.shuffle(methods)
+    rows = list(range(len(section.targets)))
+    rng.shuffle(rows)
+    columns = list(range(len(subsets)))
+    rng.shuffle(columns)
+    return {(i, subset): methods[(rows[i] + columns[s]) % len(methods)]
+            for i in range(len(section.targets)) for s, subset in enumerate(subsets)}
 
 
 def slots(section: Section, subsets: tuple[str, ...], rng: random.Random) -> list[Slot]:
-    """Counterbalanced items of one section.
+    """Counterbalanced items of one section, every draw from the keyed generator ``rng``.
 
     ``all``: each question shows every method, at shuffled positions a, b, ...; ``latin_square``:
-    question i (spec order) shows subset s the method ``methods[(i + s) mod M]``. Catch trials are
-    appended and shuffled with the rest; question numbers follow presentation order.
+    see ``latin_rows``. Catch trials are shuffled in with the rest; question numbers follow
+    presentation order.
     """
+    square = latin_rows(section, subsets, rng) if section.latin else {}
     items = [(i, t, False) for i, t in enumerate(section.targets)]
     items += [(c, section.targets[c % len(section.targets)], True) for c in range(section.catch_trials)]
     if section.shuffle:
@@ -108,8 +143,8 @@ def slots(section: Section, subsets: tuple[str, ...], rng: random.Random) -> lis
     out = []
     for number, (i, target, catch) in enumerate(items, 1):
         if section.latin:
-            for s, subset in enumerate(subsets):
-                method = None if catch else section.methods[(i + s) % len(section.methods)]
+            for subset in subsets:
+                method = None if catch else square[i, subset]
                 out.append(Slot(number, target, method, subset, None, catch))
         elif catch:
             out.append(Slot(number, target, None, None, None, True))
@@ -136,11 +171,12 @@ def fields_for(section: Section) -> list[dict]:
 
 def question(section: Section, question_id: str, number: int, *, prompt: str, fields: list[dict],
              subset: str | None = None, word: str | None = None, stimuli: list[dict] = (),
-             catch: bool = False, required: bool = True) -> dict:
+             catch: bool = False, required: bool = True, position: str | None = None) -> dict:
     """A manifest question (contracts.md, manifest.json)."""
     return {
         "question_id": question_id, "section_id": section.section_id, "type": section.type,
-        "number": number, "subset": subset, "prompt": prompt, "word": word, "fields": fields,
+        "number": number, "position": position, "subset": subset, "prompt": prompt, "word": word,
+        "fields": fields,
         "stimuli": list(stimuli), "catch": catch, "required": required,
     }
 
@@ -153,6 +189,7 @@ class Builder:
     run_dir: Path
     bank: StimulusBank
     scorer: ScorerFactory | None
+    draws: KeyedDraws
     questions: list[dict] = field(default_factory=list)
     key: dict[str, dict] = field(default_factory=dict)
     _targets: dict[str, dict] = field(default_factory=dict)
@@ -222,8 +259,8 @@ class Builder:
         if section.section_id not in self._rankings:
             if self.scorer is None:
                 raise VitalStudyError(f"{self.spec.where(section)}: 2AFC queries need a model to rank images")
-            seed = f"{self.spec.seed}:{section.section_id}"
-            rows = sample_candidates(read_index(self.run_dir), section.candidates, f"{seed}:candidates")
+            seed = self.draws.token("candidates", section.section_id)
+            rows = sample_candidates(read_index(self.run_dir), section.candidates, seed)
             metas = {t: self.target_meta(t) for t in section.targets}
             self._rankings[section.section_id] = rank_images(rows, self.scorer(metas))
         used = {r["image_id"] for r in self.reference_rows(target)}
@@ -236,7 +273,7 @@ class Builder:
                 f"{self.run_dir / '00_index' / 'images.csv'} that may serve as queries, found {len(ranked)}; "
                 f"lower query_pool / references, raise candidates or index more images"
             )
-        rng = random.Random(f"{self.spec.seed}:{section.section_id}:{target}:queries")
+        rng = self.draws.rng("queries", section.section_id, target)
         return {"high": rng.choice(ranked[:pool]), "low": rng.choice(ranked[-pool:]), "top": ranked[: section.references]}
 
     def two_afc(self, section: Section, slot: Slot, high_first: bool) -> tuple[list[dict], dict]:
@@ -244,7 +281,7 @@ class Builder:
         if slot.catch:
             # Catch trial: the "visualizations" are top-activating photos and one query is among them;
             # the pick depends on the question only, so every subset gets the same trial.
-            high = random.Random(f"{self.spec.seed}:{section.section_id}:catch{slot.number}").choice(q["top"])
+            high = self.draws.rng("catch", section.section_id, slot.number).choice(q["top"])
             visuals = [self.natural(r, "reference") for r in q["top"]]
         else:
             high = q["high"]
@@ -255,7 +292,7 @@ class Builder:
         return stimuli, key
 
     def add_section(self, section: Section) -> None:
-        rng = random.Random(f"{self.spec.seed}:{section.section_id}")
+        rng = self.draws.rng("section", section.section_id)
         if section.type == "demographics":
             for number, q in enumerate(section.questions, 1):
                 field_ = {"field": "value", "kind": "choice", "options": q["options"], "required": False}
@@ -263,11 +300,16 @@ class Builder:
                     section, f"demographics.{q['id']}", number, prompt=q["prompt"], fields=[field_], required=False
                 ))
             return
-        # 2AFC: the more activating query is "A" in half of the questions, in shuffled order.
+        # 2AFC: the more activating query is "A" in half of the questions (an odd one out by a keyed
+        # coin), in keyed order, so no side is a better guess than the other.
         sides = [n % 2 == 0 for n in range(len(section.targets) + section.catch_trials)]
+        if len(sides) % 2:
+            sides[-1] = rng.random() < 0.5
         rng.shuffle(sides)
         for slot in slots(section, self.spec.subsets, rng):
-            qid = slot.question_id(section.section_id)
+            qid = slot.question_id(section.section_id, self.draws)
+            if qid in self.key:
+                raise VitalStudyError(f"{self.spec.where(section)}: question id {qid} drawn twice; change `seed`")
             label = self.label(slot.target, section if section.type in ("likert_word", "free_label") else None)
             key = {
                 "target": slot.target, "target_label": label, "model": self.spec.model,
@@ -288,13 +330,17 @@ class Builder:
             prompt = section.prompt.replace("{word}", word or "")
             self.questions.append(question(
                 section, qid, slot.number, subset=slot.subset, prompt=prompt, word=word,
-                fields=fields_for(section), stimuli=stimuli, catch=slot.catch,
+                fields=fields_for(section), stimuli=stimuli, catch=slot.catch, position=slot.position,
             ))
             self.key[qid] = {**key, "catch": slot.catch}
 
-def manifest_version(spec: StudySpec, bank: StimulusBank) -> str:
+def manifest_version(spec: StudySpec, bank: StimulusBank, questions: list[dict]) -> str:
+    """Hash of the spec, the stimuli and the questions' keyed ids and stimuli: another blinding key
+    draws another assignment, which is another version (responses to one never match the other)."""
     hashes = sorted(hashlib.sha256(data).hexdigest() for data in bank.files.values())
-    blob = json.dumps({"spec": spec.raw, "stimuli": hashes}, sort_keys=True, default=str)
+    public = {k: v for k, v in spec.raw.items() if k != "completion"}  # the code must not be guessable from it
+    layout = [[q["question_id"], [s["stimulus_id"] for s in q["stimuli"]]] for q in questions]
+    blob = json.dumps({"spec": public, "stimuli": hashes, "questions": layout}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -330,14 +376,19 @@ def build_manifest(spec: StudySpec, run_dir: Path, private_dir: Path, scorer: Sc
             f"{spec.path}: the run {run_dir} lacks files this study needs "
             f"(generate them or drop them from the spec):\n" + "\n".join(missing)
         )
-    builder = Builder(spec, run_dir, StimulusBank(blinding_key(private_dir), run_dir), scorer)
+    key = blinding_key(private_dir)
+    builder = Builder(spec, run_dir, StimulusBank(key, run_dir), scorer, KeyedDraws(key, spec.seed))
     sections = section_order(spec)
     for section in sections:
         builder.add_section(section)
-    version = manifest_version(spec, builder.bank)
+    builder.bank.encode_all()
+    for q in builder.questions:
+        for stimulus in q["stimuli"]:
+            stimulus["sha256"] = builder.bank.sha256(stimulus["stimulus_id"])
+    version = manifest_version(spec, builder.bank, builder.questions)
     manifest = {
         "format": "vitalstudy.manifest/1", "study_id": spec.study_id, "manifest_version": version,
-        "title": spec.title, "welcome": spec.welcome, "instructions": spec.instructions,
+        "title": spec.title, "welcome": spec.welcome, "instructions": spec.instructions, "consent": spec.consent,
         "subsets": list(spec.subsets), "window": spec.window, "exclusions": spec.exclusions,
         "sections": [
             {"section_id": s.section_id, "type": s.type, "title": s.title, "instructions": s.instructions}
@@ -361,7 +412,7 @@ def write_forms(spec: StudySpec, run_dir: Path, study_dir: Path, scorer: ScorerF
     (staging / "stimuli").mkdir(parents=True)
     for stimulus_id, data in bank.files.items():
         (staging / "stimuli" / f"{stimulus_id}.png").write_bytes(data)
-    pages = render_pages(manifest, forbidden=spec.methods)
+    pages = render_pages(manifest, forbidden=spec.methods, assignment_salt=static_salt(private_dir))
     texts = {
         "manifest.json": json.dumps(manifest, indent=2) + "\n",
         "codebook.csv": to_csv(codebook_rows(manifest), ["column_header", "question_id", "field", "section_id", "type", "subset"]),
@@ -377,4 +428,9 @@ def write_forms(spec: StudySpec, run_dir: Path, study_dir: Path, scorer: ScorerF
     shutil.rmtree(forms_dir, ignore_errors=True)
     staging.rename(forms_dir)
     key_tmp.rename(private_dir / "answer_key.json")
+    completion = private_dir / "completion.json"
+    if spec.completion:
+        completion.write_text(json.dumps(spec.completion, indent=2) + "\n")
+    else:
+        completion.unlink(missing_ok=True)
     return manifest

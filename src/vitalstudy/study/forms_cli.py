@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--out", type=Path, help="study output directory (default: <run>/04_study/<study_id>)")
         parser.add_argument("--model-weights", default="{}",
                             help="JSON model name -> local state-dict file (the config's models.weights)")
+        parser.add_argument("--models", default=None,
+                            help="JSON of the config's models section (declared models, their weight files)")
         return
     parser.add_argument("--forms", required=True, type=Path, help="a built forms/ directory")
     parser.add_argument("--db", required=True, type=Path, help="SQLite database (created when absent)")
@@ -27,9 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--admin-token-env", default="VITALSTUDY_ADMIN_TOKEN",
                         help="environment variable holding the admin export token (unset: export disabled)")
-    parser.add_argument("--completion-code", default="COMPLETED", help="code shown after submitting")
-    parser.add_argument("--completion-url", help="link shown after submitting; {code} is replaced")
+    parser.add_argument("--completion-code", help="code shown after submitting (default: the spec's completion.code, else COMPLETED)")
+    parser.add_argument("--completion-url", help="where to send participants after submitting; {code} is replaced (default: the spec's completion.url)")
     parser.add_argument("--max-bytes", type=int, default=256 * 1024, help="largest accepted submission")
+    parser.add_argument("--origin", action="append", default=[],
+                        help="public origin the form pages are reached at behind a proxy, e.g. "
+                             "https://study.example.org (repeatable); submissions from other origins are refused")
 
 
 def _forms(args) -> int:
@@ -42,11 +47,31 @@ def _forms(args) -> int:
     if any(s.type == "two_afc" for s in spec.sections):
         from vitalstudy.study.forms_queries import model_scorer
 
-        scorer = model_scorer(spec.model, json.loads(args.model_weights).get(spec.model))
+        weights = {**(json.loads(args.models or "{}").get("weights") or {}), **json.loads(args.model_weights)}
+        scorer = model_scorer(spec.model, weights.get(spec.model))
     manifest = write_forms(spec, args.run, out, scorer)
+    forms_provenance(args.spec, args.run, out, spec.study_id).write(out / "_provenance" / "forms.json")
     print(f"{out / 'forms'}: {len(manifest['questions'])} questions, subsets {manifest['subsets'] or 'none'}, "
           f"manifest {manifest['manifest_version']}")
     return 0
+
+
+def forms_provenance(spec_path: Path, run_dir: Path, out: Path, study_id: str):
+    """The forms stage's record: the spec and run files it read, and every file it wrote (each
+    stimulus, page, the manifest, the answer key), so the audit reports a tampered one. It lies
+    beside forms/, outside what participants are served. The blinding key is read, not written."""
+    from vitalstudy.provenance import Provenance
+    from vitalstudy.study.forms import study_inputs
+
+    spec_file = spec_path / "study.yaml" if spec_path.is_dir() else spec_path
+    record = Provenance("forms", {"study": study_id, "spec": str(spec_file)})
+    key = out / "private" / "blinding.key"
+    for path in [spec_file, *study_inputs(spec_file, run_dir), *([key] if key.is_file() else [])]:
+        record.add_input(path)
+    for folder in (out / "forms", out / "private"):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p != key):
+            record.add_output(path)
+    return record
 
 
 def _serve(args) -> int:
@@ -56,6 +81,7 @@ def _serve(args) -> int:
         args.forms, args.db, args.host, args.port,
         admin_token=os.environ.get(args.admin_token_env) or None,
         completion_code=args.completion_code, completion_url=args.completion_url, max_bytes=args.max_bytes,
+        origins=tuple(args.origin),
     )
     host, port = server.server_address[:2]
     print(f"serving {args.forms} on http://{host}:{port}/ (database {args.db})", flush=True)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vitalstudy.study.assignment import hold_seconds
 from vitalstudy.study.forms_html import visible
 
 INTERPRETER = Path(__file__).parent / "static" / "google_form.gs"
 # The titles of the Google Form's fixed items; a CSV export names its columns by them.
 PARTICIPANT_ITEM = "Participant ID [participant_id]"
-SUBSET_ITEM = "Choose a part [subset]"
+SUBSET_ITEM = "Your part (filled in for you; please leave it) [subset]"
 
 
 def item_title(question: dict, field_name: str) -> str:
@@ -72,8 +73,10 @@ def form_description(manifest: dict) -> dict:
         ]
     return {
         "title": manifest["title"],
-        "description": manifest["welcome"] + "\n\n" + manifest["instructions"],
+        "description": "\n\n".join([manifest["welcome"], *([manifest["consent"]["text"]] if manifest.get("consent") else []),
+                                    manifest["instructions"]]),
         "participant_item": PARTICIPANT_ITEM,
+        "hold_seconds": hold_seconds(manifest),
         "subset_item": SUBSET_ITEM,
         "shared": shared,
         "branches": branches,
@@ -87,6 +90,15 @@ def apps_script(manifest: dict) -> str:
         f"(manifest {manifest['manifest_version']}).\n"
         "// 1. Upload the files of forms/stimuli/ to a Google Drive folder; put its id below.\n"
         "// 2. Paste this file into a new Apps Script project (script.google.com) and run buildForm.\n"
+        "// 3. Deploy the project as a web app (Deploy > New deployment > Web app; execute as: me; access:\n"
+        "//    anyone) and send participants to its URL, e.g. on Prolific <web app URL>?PROLIFIC_PID={{%PROLIFIC_PID%}}.\n"
+        "//    It assigns each new participant the least-filled part (doGet below) and opens the form with\n"
+        "//    their id and part filled in: participants never choose. (Google Forms cannot hide or lock\n"
+        "//    that item: someone who changes it answers the other part; only the HTML forms' server refuses that.)\n"
+        "// Order: a Google Form branches once and cannot re-join and branch again, so sections everyone\n"
+        "// sees come first, then each part's own sections, then demographics (the HTML forms keep the\n"
+        "// spec's order). The consent text is part of the form's description; Google Forms has no\n"
+        "// consent step that stores nothing on declining, so a participant who declines just closes it.\n"
     )
     data = json.dumps(form_description(manifest), indent=1)
     return header + f"var STIMULI_FOLDER_ID = 'PASTE_DRIVE_FOLDER_ID';\nvar STUDY = {data};\n\n" + INTERPRETER.read_text()

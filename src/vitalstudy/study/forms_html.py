@@ -1,5 +1,7 @@
 """Self-contained static HTML forms, one per subset, plus an ``index.html`` entry page.
 
+Built for phones first: one question per screen with a progress bar, images letterboxed into equal
+square tiles (tap to enlarge), touch targets of at least 44 px, nothing wider than a 320 px screen.
 Markup is rendered here from the manifest; the script and style sheet in ``static/`` are inlined so a
 page needs nothing but its ``stimuli/`` folder, whether opened from disk or served. Every page is
 checked for method names before it is written: a leak would unblind the study.
@@ -29,49 +31,59 @@ def visible(manifest: dict, subset: str | None) -> list[dict]:
 
 
 def question_label(q: dict) -> str:
-    position = q["question_id"].split("@")[0].split(".")[2:]
-    return f"Q{q['number']}" + (f" ({position[0]})" if position else "")
+    """How a screen names one of its answers ("image b" when a question rates several); the
+    progress bar, not a section's Q number, tells participants where they are."""
+    if q["type"] == "demographics":
+        return q["prompt"]
+    return f"image {q['position']}" if q.get("position") else "this question"
 
 
-def _img(stimulus: dict, alt: str) -> str:
-    return f'<img src="{esc(stimulus["file"])}" alt="{esc(alt)}" loading="lazy">'
+def _img(stimulus: dict, alt: str, size: str) -> str:
+    """An image letterboxed into a square tile (``size``: tile class); tap or click enlarges it."""
+    return (
+        f'<button type="button" class="zoom {size}" data-zoom aria-label="Enlarge {esc(alt)}">'
+        f'<img src="{esc(stimulus["file"])}" alt="{esc(alt)}" loading="lazy"></button>'
+    )
 
 
-def _likert(name: str, field: dict) -> str:
+def _likert(name: str, field: dict, label: str) -> str:
     labels = field.get("labels", {})
     boxes = "".join(
-        f'<label><input type="radio" name="{esc(name)}" value="{v}">{v}</label>'
+        f'<label class="option"><input type="radio" name="{esc(name)}" value="{v}"><span>{v}</span></label>'
         for v in range(field["min"], field["max"] + 1)
     )
     low, high = labels.get(str(field["min"]), ""), labels.get(str(field["max"]), "")
-    return f'<div class="scale"><span class="end">{esc(low)}</span>{boxes}<span class="end">{esc(high)}</span></div>'
+    ends = f'<div class="ends"><span>{esc(low)}</span><span>{esc(high)}</span></div>' if low or high else ""
+    return f'<div class="scale" role="radiogroup" aria-label="{esc(label)}">{ends}<div class="options">{boxes}</div></div>'
 
 
 def _widget(q: dict) -> str:
     field = q["fields"][0]
     name = q["question_id"]
     if field["kind"] == "likert":
-        return _likert(name, field)
+        return _likert(name, field, question_label(q))
     if field["kind"] == "text":
-        return f'<input type="text" name="{esc(name)}" maxlength="{field["max_length"]}" autocomplete="off">'
+        return (f'<input type="text" name="{esc(name)}" maxlength="{field["max_length"]}" autocomplete="off" '
+                f'autocapitalize="none" aria-label="{esc(question_label(q))}: your answer" placeholder="your answer">')
     options = "".join(f'<option value="{esc(o)}">{esc(o)}</option>' for o in field["options"])
-    return f'<select name="{esc(name)}"><option value="">(no answer)</option>{options}</select>'
+    return f'<select name="{esc(name)}" aria-label="{esc(q["prompt"])}"><option value="">(no answer)</option>{options}</select>'
 
 
 def _two_afc(q: dict) -> str:
-    visuals = "".join(_img(s, "visualization") for s in q["stimuli"] if s["role"] in ("fv", "reference"))
+    """Visualizations (at least as large as the photos), then photos A and B with their choice buttons."""
+    visuals = "".join(_img(s, "visualization", "tile") for s in q["stimuli"] if s["role"] in ("fv", "reference"))
     queries = {s["role"]: s for s in q["stimuli"]}
     figures = "".join(
-        f'<figure>{_img(queries[role], "photo " + side)}<figcaption>'
-        f'<label><input type="radio" name="{esc(q["question_id"])}" value="{side}"> {side}</label>'
-        f"</figcaption></figure>"
+        f'<figure>{_img(queries[role], "photo " + side, "tile")}<label class="option choice">'
+        f'<input type="radio" name="{esc(q["question_id"])}" value="{side}"><span>Photo {side}</span></label></figure>'
         for role, side in (("query_a", "A"), ("query_b", "B"))
     )
     confidence = q["fields"][1]
     return (
-        f'<p class="caption">What the unit responds to:</p><div class="row">{visuals}</div>'
-        f'<p class="caption">Which photo makes it respond more?</p><div class="queries">{figures}</div>'
-        f'<p>How confident are you?</p>{_likert(q["question_id"] + ":confidence", confidence)}'
+        f'<p class="caption">What the unit responds to:</p><div class="gallery">{visuals}</div>'
+        f'<p class="caption">Which photo makes it respond more?</p><div class="gallery queries">{figures}</div>'
+        f'<p class="caption">How confident are you?</p>'
+        f'{_likert(q["question_id"] + ":confidence", confidence, "confidence")}'
     )
 
 
@@ -79,37 +91,71 @@ def _group(questions: list[dict]) -> str:
     """One numbered question: its prompt and references once, then each rated stimulus."""
     first = questions[0]
     refs = [s for s in first["stimuli"] if s["role"] == "reference"]
-    head = f'<legend>Q{first["number"]}. {esc(first["prompt"])}</legend>'
+    head = f'<p class="prompt">{esc(first["prompt"])}</p>'
     if first["type"] == "two_afc":
-        return f'<fieldset class="question">{head}{_two_afc(first)}</fieldset>'
-    body = f'<div class="row">{"".join(_img(s, "reference image") for s in refs)}</div>' if refs else ""
+        return f'<div class="question">{head}{_two_afc(first)}</div>'
+    body = (f'<div class="gallery refs">{"".join(_img(s, "reference image", "tile small") for s in refs)}</div>'
+            if refs else "")
     for q in questions:
-        fvs = "".join(_img(s, "image to rate") for s in q["stimuli"] if s["role"] == "fv")
-        caption = f'<span class="caption">{esc(question_label(q))}</span>' if len(questions) > 1 else ""
-        body += f'<div class="item">{caption}{fvs}{_widget(q)}</div>'
-    return f'<fieldset class="question">{head}{body}</fieldset>'
+        fvs = "".join(_img(s, "image to rate", "tile large") for s in q["stimuli"] if s["role"] == "fv")
+        caption = f'<p class="caption">{esc(question_label(q)).capitalize()}</p>' if len(questions) > 1 else ""
+        body += f'<div class="item">{caption}{fvs}<div class="answer">{_widget(q)}</div></div>'
+    return f'<div class="question">{head}{body}</div>'
 
 
-def _nav(first: bool, last: bool) -> str:
-    back = "" if first else '<button type="button" data-action="back">Back</button>'
-    forward = "Submit" if last else ("Start" if first else "Next")
-    action = "submit" if last else "next"
-    return f'<div class="nav">{back}<button type="button" data-action="{action}">{forward}</button></div>'
+def _demographics(questions: list[dict]) -> str:
+    fields = "".join(f'<label class="field"><span>{esc(q["prompt"])}</span>{_widget(q)}</label>' for q in questions)
+    return f'<div class="question">{fields}</div>'
 
 
-def _page(body: str, questions: Iterable[dict], first: bool, last: bool) -> str:
+def _nav(back: bool, forward: str, action: str, extra: str = "") -> str:
+    back_button = '<button type="button" class="secondary" data-action="back">Back</button>' if back else ""
+    return f'<div class="nav">{back_button}{extra}<button type="button" data-action="{action}">{forward}</button></div>'
+
+
+def _page(kind: str, body: str, nav: str, questions: Iterable[dict] = ()) -> str:
     ids = " ".join(q["question_id"] for q in questions)
-    return f'<section class="page" data-questions="{esc(ids)}">{body}{_nav(first, last)}</section>'
+    return f'<section class="page" data-kind="{kind}" data-questions="{esc(ids)}" hidden>{body}{nav}</section>'
 
 
-def _document(title: str, body: str, script: str = "") -> str:
+def _progress(step: int, total: int) -> str:
+    percent = round(100 * step / total)
+    return (
+        f'<div class="progress"><div class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="{total}" '
+        f'aria-valuenow="{step}" aria-label="progress"><span style="width:{percent}%"></span></div>'
+        f"<p>Question {step} of {total}</p></div>"
+    )
+
+
+def _document(title: str, body: str, script: str = "", head: str = "", heading: bool = True) -> str:
     css = (STATIC / "form.css").read_text()
+    h1 = f"<h1>{esc(title)}</h1>" if heading else ""
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{css}</style></head>\n"
-        f"<body><main><h1>{esc(title)}</h1>\n{body}\n</main>{script}</body></html>\n"
+        f"<title>{esc(title)}</title><style>{css}</style>{head}</head>\n"
+        f"<body><main>{h1}\n{body}\n</main>{script}</body></html>\n"
     )
+
+
+def message_page(title: str, text_html: str) -> str:
+    """A styled page for the server's short answers (not found, unknown submission)."""
+    return _document(title, f'<div class="page"><h2>{esc(title)}</h2>{text_html}</div>', heading=False)
+
+
+def completion_page(study_title: str, code: str, url: str | None, delay: int = 5) -> str:
+    """After a stored submission: the completion code, large, and the way back to the platform
+    (followed on its own after ``delay`` seconds when the spec gives a URL)."""
+    back, head = "", ""
+    if url:
+        back = (f'<p>You will be taken back to the study platform in {delay} seconds.</p>'
+                f'<p><a id="return" class="button" href="{esc(url)}">Return to the study platform now</a></p>')
+        head = f'<meta http-equiv="refresh" content="{delay};url={esc(url)}">'
+    body = (
+        '<div class="page done"><h2>Thank you!</h2><p>Your answers were received.</p>'
+        f'<p>Your completion code:</p><p class="code" id="code">{esc(code)}</p>{back}</div>'
+    )
+    return _document(study_title, body, head=head)
 
 
 def embed_json(data, forbidden: Iterable[str]) -> str:
@@ -126,25 +172,62 @@ def embed_json(data, forbidden: Iterable[str]) -> str:
     return text
 
 
-def render_form(manifest: dict, subset: str | None, forbidden: Iterable[str]) -> str:
-    """The participant's form for one subset: welcome, one page per section, submit."""
-    questions = visible(manifest, subset)
-    welcome = (
+def _welcome(manifest: dict) -> str:
+    return (
         f'<div class="intro">{esc(manifest["welcome"])}</div><h2>Instructions</h2>'
         f'<div class="intro">{esc(manifest["instructions"])}</div>'
-        '<p><label>Participant ID <input type="text" id="participant_id" name="participant_id" '
-        'maxlength="128" autocomplete="off"></label></p>'
+        '<label class="field"><span>Participant ID</span><input type="text" id="participant_id" '
+        'name="participant_id" maxlength="128" autocomplete="off" autocapitalize="none" spellcheck="false"></label>'
     )
-    sections = [s for s in manifest["sections"] if any(q["section_id"] == s["section_id"] for q in questions)]
-    pages = [_page(welcome, [], True, not sections)]
-    for i, section in enumerate(sections):
+
+
+def _consent(consent: dict) -> str:
+    return (
+        f'<h2>Consent</h2><div class="intro">{esc(consent["text"])}</div>'
+        f'<label class="option tick"><input type="checkbox" id="consent_agree"><span>{esc(consent["agree"])}</span></label>'
+    )
+
+
+def screens(manifest: dict, subset: str | None) -> list[tuple[dict, list[dict]]]:
+    """(section, questions) per screen of questions, in the manifest's order: one numbered question a
+    screen, the whole demographics section on one."""
+    questions = visible(manifest, subset)
+    out = []
+    for section in manifest["sections"]:
         own = [q for q in questions if q["section_id"] == section["section_id"]]
-        groups = "".join(_group(list(g)) for _, g in groupby(own, key=lambda q: q["number"]))
-        intro = f'<h2>{esc(section["title"])}</h2><div class="intro">{esc(section["instructions"])}</div>'
-        pages.append(_page(intro + groups, own, False, i == len(sections) - 1))
+        if section["type"] == "demographics":
+            out += [(section, own)] if own else []
+        else:
+            out += [(section, list(g)) for _, g in groupby(own, key=lambda q: q["number"])]
+    return out
+
+
+def render_form(manifest: dict, subset: str | None, forbidden: Iterable[str]) -> str:
+    """The participant's form for one subset: welcome, consent (when the spec asks), one screen per
+    question with a progress bar, submit."""
+    questions = visible(manifest, subset)
+    plan = screens(manifest, subset)
+    consent = manifest.get("consent")
+    pages = [_page("welcome", _welcome(manifest), _nav(False, "Start", "next" if plan or consent else "submit"))]
+    if consent:
+        decline = '<button type="button" class="secondary" data-action="decline">Decline</button>'
+        pages.append(_page("consent", _consent(consent), _nav(False, "Continue", "next" if plan else "submit", decline)))
+    seen = set()
+    for step, (section, group) in enumerate(plan, 1):
+        first = section["section_id"] not in seen
+        seen.add(section["section_id"])
+        intro = f'<h2>{esc(section["title"])}</h2>'
+        if first and section["instructions"]:
+            intro += f'<div class="intro">{esc(section["instructions"])}</div>'
+        body = _progress(step, len(plan)) + intro
+        body += _demographics(group) if section["type"] == "demographics" else _group(group)
+        last = step == len(plan)
+        pages.append(_page(section["type"], body, _nav(True, "Submit" if last else "Next", "submit" if last else "next"),
+                           group))
     public = {
         "format": RESPONSE_FORMAT,
         "study_id": manifest["study_id"], "manifest_version": manifest["manifest_version"], "subset": subset,
+        "declined": (consent or {}).get("declined", ""),
         "questions": [
             {"question_id": q["question_id"], "type": q["type"], "required": q["required"],
              "fields": q["fields"], "label": question_label(q)}
@@ -158,25 +241,28 @@ def render_form(manifest: dict, subset: str | None, forbidden: Iterable[str]) ->
     )
     body = (
         f'<form id="study" novalidate>{"".join(pages)}<p id="status" role="status"></p></form>'
-        '<div id="done" hidden><h2>Thank you!</h2><p></p></div>'
+        '<div id="done" class="page" hidden><h2>Thank you!</h2><p></p></div>'
+        '<div id="declined" class="page" hidden><h2>Thank you</h2><p></p></div>'
+        '<dialog id="zoom"><p>Tap anywhere to close</p></dialog>'
     )
     return _document(manifest["title"], body, script)
 
 
-def render_index(manifest: dict) -> str:
-    """Entry page: participants pick a subset; Prolific participants are assigned one by their id."""
-    links = "".join(
-        f'<li><a class="subset" href="subset-{s}.html">Part {s}</a></li>' for s in manifest["subsets"]
-    )
+def render_index(manifest: dict, assignment_salt: str) -> str:
+    """Entry page: asks for the participant id (taken from Prolific's link when present) and sends the
+    participant to the subset the collection server assigns; without one, to the subset a keyed hash
+    of the id gives (see ``assignment``). Participants never choose."""
+    data = json.dumps({"subsets": manifest["subsets"], "salt": assignment_salt})
     script = (
-        "<script>(function(){var q=window.location.search,p=new URLSearchParams(q).get('PROLIFIC_PID');"
-        "var a=document.querySelectorAll('a.subset');a.forEach(function(x){x.href+=q;});"
-        "if(p){var h=0;for(var i=0;i<p.length;i++)h=(h*31+p.charCodeAt(i))>>>0;"
-        "window.location.replace(a[h%a.length].href);}})();</script>"
+        f'<script type="application/json" id="vs-assign">{data}</script>'
+        f"<script>{(STATIC / 'assign.js').read_text()}</script>"
     )
     body = (
-        f'<div class="page"><div class="intro">{esc(manifest["welcome"])}</div>'
-        f"<p>Please choose one of the following parts:</p><ul>{links}</ul></div>"
+        '<div class="page"><div class="intro">Please enter your participant ID to begin.</div>'
+        '<form id="entry" novalidate><label class="field"><span>Participant ID</span>'
+        '<input type="text" id="participant_id" name="participant_id" maxlength="128" autocomplete="off" '
+        'autocapitalize="none" spellcheck="false"></label>'
+        '<div class="nav"><button type="submit">Start</button></div><p id="status" role="status"></p></form></div>'
     )
     return _document(manifest["title"], body, script)
 
@@ -191,11 +277,11 @@ def assert_blind(name: str, text: str, forbidden: Iterable[str]) -> None:
             )
 
 
-def render_pages(manifest: dict, forbidden: Iterable[str]) -> dict[str, str]:
+def render_pages(manifest: dict, forbidden: Iterable[str], assignment_salt: str) -> dict[str, str]:
     """File name -> HTML for every participant-facing page of the bundle."""
     if manifest["subsets"]:
         pages = {f"subset-{s}.html": render_form(manifest, s, forbidden) for s in manifest["subsets"]}
-        pages["index.html"] = render_index(manifest)
+        pages["index.html"] = render_index(manifest, assignment_salt)
     else:
         pages = {"index.html": render_form(manifest, None, forbidden)}
     for name, text in pages.items():

@@ -30,16 +30,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.io import atomic_path, persistent_secret, write_json
+from vitalstudy.io import StagedOutputs, atomic_path, persistent_secret, sha256_file, write_json
+from vitalstudy.progress import progress
 from vitalstudy.provenance import Provenance
-from vitalstudy.study.answers import PARSERS, AnswerError, infer_day_first, parse_timestamp
+from vitalstudy.study.answers import EARLIEST, PARSERS, AnswerError, infer_day_first, parse_timestamp
 from vitalstudy.study.design import StudyDesign, load_design
 from vitalstudy.study.exports import (MAX_CELL_CHARS, Cell, InputFile, Problem, Submission, discover, printable,
                                       read_file, undecodable)
+from vitalstudy.study.safetext import (CSV_LINE_END, FORMULA_START, csv_cell, normalise_participant_id,
+                                      text_problem)
 
 DEFAULT_SALT_ENV = "VITALSTUDY_PARTICIPANT_SALT"
 SALT_FILE = ".participant_salt"
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 
 RESPONSES_COLUMNS = ["participant", "question_id", "field", "section_id", "type", "subset", "target",
                      "method", "value", "source_file", "source_row", "simulated"]
@@ -57,9 +59,10 @@ def participant_salt(salt_env: str, out_dir: Path) -> bytes:
 
 
 def pseudonym(raw_id: str, salt: bytes) -> str:
-    """`p-` + 16 hex of HMAC-SHA256(salt, id); ids are compared trimmed and case-folded, since people
-    retype their own id inconsistently."""
-    return "p-" + hmac.new(salt, raw_id.strip().casefold().encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    """`p-` + 16 hex of HMAC-SHA256(salt, id); ids are compared as the server compares them
+    (`safetext.normalise_participant_id`: NFKC, trimmed, case-folded)."""
+    key = normalise_participant_id(raw_id).encode("utf-8", "surrogatepass")
+    return "p-" + hmac.new(salt, key, hashlib.sha256).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- validation
@@ -131,13 +134,13 @@ def row_problem(sub: Submission, design: StudyDesign, day_first: bool, salt: byt
     pseudonym, the subset and the timestamps on the way."""
     if sub.problem and not sub.raw:  # nothing could be parsed
         return sub.problem
-    texts = {k: v for k, v in sub.fixed.items() if isinstance(v, str)} | {c.label: c.value for c in sub.cells
-                                                                          if isinstance(c.value, str)}
-    for label, text in texts.items():
-        if len(text) > MAX_CELL_CHARS:
-            return Problem("cell_too_large", label, f"{len(text)} characters (limit {MAX_CELL_CHARS})")
-        if undecodable(text):
-            return Problem("encoding_error", label, "bytes that are not valid in the file's encoding")
+    for cell in sub.cells:
+        if isinstance(cell.value, str) and len(cell.value) > MAX_CELL_CHARS:
+            return Problem("cell_too_large", cell.label, f"{len(cell.value)} characters (limit {MAX_CELL_CHARS})")
+    for name, value in sub.fixed.items():  # answers with bad text are quarantined one by one
+        problem = bad_text(value)
+        if problem:
+            return Problem(problem[0], name, problem[1])
     if sub.problem:  # a CSV row with the wrong cell count, after the checks that explain it better
         return sub.problem
     manifest = design.manifest
@@ -163,12 +166,31 @@ def row_problem(sub: Submission, design: StudyDesign, day_first: bool, salt: byt
             stamp = parse_timestamp(sub.fixed[name], day_first)
         except (ValueError, OverflowError):
             return Problem("bad_timestamp", name, f"value {str(sub.fixed[name])[:60]!r} is not a date and time")
+        if stamp < EARLIEST:
+            return Problem("bad_timestamp", name, f"{stamp.isoformat()} is before {EARLIEST.year}")
         window = design.window
         if window and not window[0] <= stamp <= window[1]:
             return Problem("outside_window", name, f"{stamp.isoformat()} is outside {window[0].isoformat()} .. "
                                                    f"{window[1].isoformat()}")
         setattr(sub, "started" if name == "started_at" else "submitted", stamp)
+    if sub.started and sub.submitted and sub.started > sub.submitted:
+        return Problem("bad_timestamp", "started_at", f"{sub.started.isoformat()} is after submitted_at "
+                                                      f"{sub.submitted.isoformat()}")
     return None
+
+
+def bad_text(value: object) -> tuple[str, str] | None:
+    """(reason, detail) when a text value may not be used: bytes the file's encoding cannot decode
+    (`encoding_error`), or what the pipeline's text rule refuses (`bad_text`: lone surrogates, NUL and
+    other control characters, bidirectional overrides)."""
+    if not isinstance(value, str):
+        return None
+    if len(value) > MAX_CELL_CHARS:
+        return "cell_too_large", f"{len(value)} characters (limit {MAX_CELL_CHARS})"
+    if undecodable(value):
+        return "encoding_error", "bytes that are not valid in the file's encoding"
+    problem = text_problem(value)
+    return ("bad_text", f"contains {problem}") if problem else None
 
 
 def check_answers(sub: Submission, design: StudyDesign) -> Checked | Problem:
@@ -186,6 +208,8 @@ def check_answers(sub: Submission, design: StudyDesign) -> Checked | Problem:
         if kind == "unknown":
             reason = ("unknown_question",
                       f"column or key {cells[0].label!r} is not in manifest {design.manifest['manifest_version']}")
+        elif any(bad_text(c.value) for c in cells):
+            reason = bad_text(next(c.value for c in cells if bad_text(c.value)))
         elif question.get("subset") not in (None, sub.fixed["subset"]):
             reason = ("wrong_subset", f"{qid} belongs to subset {question['subset']}, not {sub.fixed['subset']}")
         elif len({str(c.value).strip() for c in cells}) > 1:
@@ -253,13 +277,16 @@ def validate(files: list[InputFile], design: StudyDesign, salt: bytes) -> Outcom
     candidates: list[Checked] = []
     for source in files:
         subs = read_file(source, design)
-        stamps = [s.fixed.get(k) for s in subs for k in ("started_at", "submitted_at") if s.fixed.get(k)]
+        stamps = [s.fixed.get(k) for s in subs for k in ("started_at", "submitted_at") if isinstance(s.fixed.get(k), str)]
         day_first = infer_day_first(stamps)
         if day_first is not None:
             source.notes.append(f"dates d/m/yyyy vs m/d/yyyy: read {'day' if day_first else 'month'} first")
-        for sub in subs:
+        for sub in progress(subs, desc=f"ingest {source.path.name}", unit="row"):
             outcome.rows_read += 1
-            result = row_problem(sub, design, bool(day_first), salt) or check_answers(sub, design)
+            try:
+                result = row_problem(sub, design, bool(day_first), salt) or check_answers(sub, design)
+            except Exception as exc:  # a shape no rule foresaw: the row is quarantined, never a crash
+                result = Problem("malformed_row", "(row)", f"could not be checked: {type(exc).__name__}: {exc}")
             if isinstance(result, Problem):
                 outcome.reject_row(sub, result)
             else:
@@ -276,7 +303,7 @@ def validate(files: list[InputFile], design: StudyDesign, salt: bytes) -> Outcom
             outcome.reject_row(sub, Problem("duplicate_submission", "submission_id",
                                             f"submission {sub.submission_id} seen before"))
         elif content in seen_content:
-            outcome.reject_row(sub, Problem("identical_row", detail="same participant and answers as an earlier row"))
+            outcome.reject_row(sub, Problem("identical_row", "answers", "same participant and answers as an earlier row"))
         elif sub.participant in seen_people:
             outcome.reject_row(sub, Problem("duplicate_participant", "participant_id",
                                             "an earlier valid submission of this participant is kept"))
@@ -294,26 +321,18 @@ def validate(files: list[InputFile], design: StudyDesign, salt: bytes) -> Outcom
 
 # --------------------------------------------------------------------------- outputs
 
-def neutralise(value: object) -> object:
-    """Defuse spreadsheet formulas: a string cell starting with = + - @ tab, CR or ' gets a leading '.
-    Reversible (`unneutralise`) because a value already starting with ' is always prefixed too."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
-
-
-def unneutralise(value: str) -> str:
-    return value[1:] if value.startswith("'") else value
-
-
-def write_csv(path: Path, columns: list[str], rows: list[dict], counter: Counter) -> None:
-    """Write rows atomically, neutralising formula-like cells and counting them per file."""
-    counter[path.name] += 0
+def write_csv(path: Path, columns: list[str], rows: list[dict], counter: Counter, name: str | None = None) -> None:
+    """Write rows atomically, every cell through `safetext.csv_cell` (formulas neutralised, text that
+    cannot be encoded shown as U+FFFD), counting neutralised cells per file `name` (default: its own)."""
+    name = name or path.name
+    counter[name] += 0
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
+        writer = csv.writer(fh, lineterminator=CSV_LINE_END)
+        writer.writerow(columns)
         for row in rows:
-            safe = {k: neutralise(row.get(k, "")) for k in columns}
-            counter[path.name] += sum(safe[k] is not row.get(k, "") for k in columns)
-            writer.writerow(safe)
+            values = [row.get(k, "") for k in columns]
+            counter[name] += sum(isinstance(v, str) and v.startswith(FORMULA_START) for v in values)
+            writer.writerow([csv_cell(v) for v in values])
 
 
 def tidy_rows(outcome: Outcome, design: StudyDesign) -> list[dict]:
@@ -364,22 +383,30 @@ def ingest(inputs: list[Path], simulated_inputs: list[Path], manifest: Path, cod
     files = discover(inputs, simulated=False) + discover(simulated_inputs, simulated=True)
     outcome = validate(files, design, participant_salt(salt_env, out_dir))
     neutralised: Counter = Counter()
-    outputs = {name: out_dir / name for name in ("responses.csv", "quarantine.csv", "exclusions.csv",
-                                                 "validation_report.json")}
-    write_csv(outputs["responses.csv"], RESPONSES_COLUMNS, tidy_rows(outcome, design), neutralised)
-    write_csv(outputs["quarantine.csv"], QUARANTINE_COLUMNS, outcome.quarantine, neutralised)
-    write_csv(outputs["exclusions.csv"], EXCLUSION_COLUMNS, outcome.exclusions, neutralised)
-    result = report(outcome, neutralised)
-    write_json(outputs["validation_report.json"], result)
-    for path in (manifest, codebook, answer_key):
-        record.add_input(path)
-    for source in files:
-        record.add_input(source.path, source.sha256)
-        for path, digest in source.side_files.items():
-            record.add_input(path, digest)
-    for path in outputs.values():
-        record.add_output(path)
-    record.write(provenance or out_dir / "_provenance" / "ingest.json")
-    if not result["balanced"]:  # a bug, not bad input: refuse to hand on unaccounted rows
-        raise VitalStudyError(f"{outputs['validation_report.json']}: row counts do not add up")
+    names = ("responses.csv", "quarantine.csv", "exclusions.csv", "validation_report.json")
+    outputs = {name: out_dir / name for name in names}
+    provenance = provenance or out_dir / "_provenance" / "ingest.json"
+    # Every output of the run is staged and swapped in together: a run that fails leaves the
+    # previous outputs exactly as they were (never a new responses.csv beside an old report).
+    with StagedOutputs(out_dir) as staged:
+        paths = {name: staged.path(target) for name, target in outputs.items()}
+        for name, columns, rows in (("responses.csv", RESPONSES_COLUMNS, tidy_rows(outcome, design)),
+                                    ("quarantine.csv", QUARANTINE_COLUMNS, outcome.quarantine),
+                                    ("exclusions.csv", EXCLUSION_COLUMNS, outcome.exclusions)):
+            write_csv(paths[name], columns, rows, neutralised, name)
+        result = report(outcome, neutralised)
+        if not result["balanced"]:  # a bug, not bad input: refuse to hand on unaccounted rows
+            raise VitalStudyError(f"{outputs['validation_report.json']}: row counts do not add up; "
+                                  "the previous outputs are left as they were")
+        write_json(paths["validation_report.json"], result)
+        for path in (manifest, codebook, answer_key):
+            record.add_input(path)
+        for source in files:
+            if source.sha256:
+                record.add_input(source.path, source.sha256)
+            for path, digest in source.side_files.items():
+                record.add_input(path, digest)
+        for name, target in outputs.items():
+            record.add_output(target, sha256_file(paths[name]))
+        record.write(staged.path(provenance))
     return result

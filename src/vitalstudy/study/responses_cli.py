@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 from pathlib import Path
 
 from vitalstudy.errors import ConfigError
@@ -47,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     simulate.add_argument("--provenance", type=Path, default=None, help="default: _provenance/simulate.json beside OUT")
     simulate.add_argument("--held-out-model", default=None, help="the judging classifier (config models.held_out)")
     simulate.add_argument("--held-out-weights", default=None, help="its weight file (config models.weights)")
+    simulate.add_argument("--models", default=None,
+                          help="JSON of the config's models section (declared models, their weight files)")
     simulate.add_argument("--power", action="store_true", help="estimate participants needed instead")
     simulate.add_argument("--effect", type=float, default=0.5, help="--power: difference in mean Likert points")
     simulate.add_argument("--items", type=int, default=None,
@@ -101,8 +104,8 @@ def _simulate(args) -> int:
         raise ConfigError("models.held_out: simulated participants need a held-out classifier to judge the "
                           "stimuli (e.g. efficientnet_lite2); or set study.simulate.participants to 0")
     else:
-        judgements = simulate.judge_stimuli(manifest, answer_key, args.manifest.parent, args.held_out_model,
-                                            args.held_out_weights)
+        weights = args.held_out_weights or (json.loads(args.models or "{}").get("weights") or {}).get(args.held_out_model)
+        judgements = simulate.judge_stimuli(manifest, answer_key, args.manifest.parent, args.held_out_model, weights)
         args.judgements = args.judgements_out or args.out.with_name("judgements.csv")
         simulate.write_judgements(args.judgements, judgements, args.held_out_model)
         record.add_output(args.judgements)

@@ -38,6 +38,10 @@ DEFAULT_ASSIGNMENT = {
     "free_label": "latin_square",
     "two_afc": "latin_square",
 }
+DEFAULT_CONSENT = {
+    "agree": "I have read the information above and agree to take part.",
+    "declined": "You have chosen not to take part. Nothing has been stored. You can close this page now.",
+}
 DEFAULT_SCALE = {"min": 1, "max": 5, "labels": {"1": "worst", "5": "best"}}
 DEFAULT_DEMOGRAPHICS = [
     {"id": "gender", "prompt": "Gender", "options": ["female", "male", "non-binary", "prefer not to say"]},
@@ -100,6 +104,8 @@ class StudySpec:
     exclusions: dict
     sections: tuple[Section, ...]
     raw: dict
+    consent: dict | None = None  # {text, agree, declined} with defaults filled in
+    completion: dict | None = None  # {code, url?}; private, never in the bundle
 
     def where(self, section: Section | None = None) -> str:
         """Prefix for error messages: the spec file and, when given, the section."""
@@ -226,6 +232,8 @@ def load_spec(path: str | Path) -> StudySpec:
         exclusions=exclusions,
         sections=sections,
         raw=raw,
+        consent={**DEFAULT_CONSENT, **raw["consent"]} if raw.get("consent") else None,
+        completion=raw.get("completion"),
     )
     _cross_check(path, spec)
     return spec

