@@ -1,7 +1,8 @@
 # vitalstudy: one DAG from reference selection to the paper's figures. Run from the repository root:
 #   snakemake --profile workflow/profiles/default                 (the offline demo, config/config.yaml)
 #   snakemake --profile workflow/profiles/default --configfile config/sample.yaml
-# The rules hold no logic: each calls the `vitalstudy` command of its stage (src/vitalstudy).
+# The rules hold no logic: each calls the `vitalstudy` command of its stage (src/vitalstudy), and
+# what they plan (jobs, inputs, outputs, params) is vitalstudy.workflow.WorkflowPlan (PLAN).
 
 from snakemake.utils import min_version
 
@@ -19,10 +20,5 @@ include: "workflow/rules/figures.smk"
 
 rule all:
     input:
-        references_outputs(),
-        generation_outputs(),
-        metrics_outputs(),
-        study_forms_outputs(),
-        responses_outputs(),
-        figures_outputs(),
+        PLAN.all_outputs(),
     default_target: True

@@ -18,8 +18,10 @@ def test_every_implementation_imports_and_builds_plans():
 
 def test_facts_the_rest_of_the_project_reads():
     assert list(METHODS)[:2] == ["vital", "vital_lrp"]  # the paper's order: VITAL first
-    assert reference_methods() == ("vital", "vital_lrp")
+    assert reference_methods() == ("vital", "vital_lrp", "vital_accentuation")
     assert get_method("vital_lrp").section == "vital" and get_method("maco").section == "maco"
+    assert get_method("vital_accentuation").extends == "vital"  # VITAL's settings, then its own section
+    assert [m for m in METHODS if get_method(m).serves("accentuation")] == ["accentuation", "vital_accentuation"]
     assert [m for m in METHODS if get_method(m).serves("neuron")] == ["vital", "vital_lrp", "maco", "fourier", "fourier_lucid"]
     assert len({m.palette_index for m in METHODS.values()}) == len({m.marker for m in METHODS.values()}) == len(METHODS)
 
@@ -60,3 +62,57 @@ def test_facts_import_without_torch():
     code = ("import sys, vitalstudy.fv.registry, vitalstudy.fv.settings, vitalstudy.figures.methods; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# A toy method, added the way a new method is: its class and one registry entry (here the decorator),
+# nothing else. The workflow plans it, metrics and figures know it, and a generation job runs it.
+TOY = "toy_fourier"
+
+
+@pytest.fixture
+def toy_method():
+    from vitalstudy.fv.fourier import FourierMethod
+    from vitalstudy.fv.registry import register_method, unregister
+
+    @register_method(TOY, display="Toy", title="Toy Fourier", marker="P", palette_index=7,
+                     target_kinds=("class",), section="fourier")
+    class ToyFourier(FourierMethod):
+        name = TOY
+
+    yield ToyFourier
+    unregister(TOY)
+
+
+def test_a_toy_method_is_one_registry_entry_and_its_class(toy_method, tmp_path):
+    import yaml
+
+    from vitalstudy.config import validate
+    from vitalstudy.figures.methods import method_marker, method_name, ordered_methods
+    from vitalstudy.figures.style import method_color
+    from vitalstudy.fv.generate import run_job
+    from vitalstudy.fv.settings import default_method_config, job_settings
+    from vitalstudy.metrics.images import planned_images
+    from vitalstudy.workflow import WorkflowPlan
+
+    config = yaml.safe_load(open("config/config.yaml"))
+    config["generate"]["methods"] = ["vital", TOY]
+    config = validate(config, check_paths=False)
+    plan = WorkflowPlan(config, spec_root="study")
+    toy_jobs = [j for j in plan.generation_jobs if j.method == TOY]
+    assert toy_jobs and all(t in config["targets"]["classes"] for j in toy_jobs for t in j.targets)
+    assert set(job_settings(config["generate"], TOY)) >= {"fourier"}  # reads generate.fourier
+    assert {k.method for k in planned_images(config["generate"], get_spec("efficientnet_lite0"), ["n07920052"],
+                                             ["head_c12"])} == {"vital", TOY}
+    assert not any(j.method == TOY for j in plan.circuit_jobs)  # it serves classes only
+    assert method_name(TOY) == "Toy" and ordered_methods([TOY, "vital"]) == ["vital", TOY]
+    assert method_color(TOY) is not None and method_marker(TOY) == "P"
+
+    result = run_job(tmp_path, "efficientnet_lite0", TOY, ["n07920052"], 0,
+                     default_method_config(TOY, steps=1), torch_cpu(), batch_size=1, log=lambda *_: None)
+    assert result.records[0]["png"]["path"].endswith(f"02_fv/efficientnet_lite0/{TOY}/n07920052/seed0.png")
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")

@@ -16,7 +16,7 @@ def test_log_lines_are_plain_lines_with_counts_and_eta(monkeypatch):
     assert "\r" not in text
     lines = text.splitlines()
     assert len(lines) >= 2 and lines[0].startswith("generate resnet50 vital: steps:   0%")
-    assert "5/5" in lines[-1] and "100%" in lines[-1]
+    assert "5/5" in lines[-1] and "100%" in lines[-1] and sum("5/5" in line for line in lines) == 1
     assert any("<" in line and "step/s" in line for line in lines[1:])  # elapsed<remaining, rate
 
 

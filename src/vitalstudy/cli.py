@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from vitalstudy.errors import VitalStudyError
@@ -27,6 +28,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("vitalstudy.metrics.cli", "automated metrics of FVs and the paper's tables (stage 3)"),
     "responses": ("vitalstudy.study.responses_cli", "ingest, score or simulate study responses (stage 5)"),
     "figures": ("vitalstudy.figures.cli", "draw one figure of the paper with its statistics table (stage 6)"),
+    "accentuations": ("vitalstudy.metrics.accentuation_cli", "metrics and figure of a run's feature accentuations"),
+    "fooling": ("vitalstudy.fooling.cli", "the fooling-circuit test: which FV methods a manipulated model tricks"),
     "layers": ("vitalstudy.models.layers_cli", "list a model's hookable layers with output shapes and VITAL's defaults"),
     "audit": ("vitalstudy.audit", "verify a run's provenance, config and outputs; re-run a stage on a sample"),
 }
@@ -34,7 +37,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vitalstudy", description=__doc__.splitlines()[0])
-    parser.add_argument("--gpus", type=int, metavar="K",
+    parser.add_argument("--gpus", type=int, metavar="K", dest="claim_gpus",
                         help="claim K of this host's GPUs for the command (CUDA_VISIBLE_DEVICES, one job per device; "
                              "0 hides every GPU); the workflow passes its jobs' `gpu` resource here")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -66,10 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
-    if args.gpus is not None:  # before the stage module imports torch
+    if os.environ.get("SLURM_JOB_ID"):  # where a cluster job ran, at the top of its log
+        print(f"vitalstudy {args.command}: SLURM job {os.environ['SLURM_JOB_ID']}, partition "
+              f"{os.environ.get('SLURM_JOB_PARTITION', '?')}, node {os.environ.get('SLURMD_NODENAME', '?')}",
+              file=sys.stderr)
+    if args.claim_gpus is not None:  # before the stage module imports torch
         from vitalstudy.gpu_slots import assign
 
-        assign(args.gpus)
+        assign(args.claim_gpus)
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     try:
         _register_models(args)

@@ -97,6 +97,26 @@ def validate(config: dict, check_paths: bool = True) -> dict:
     return config
 
 
+def schema_default(key: str):
+    """The schema's default of a dotted key (`study.salt_env`), for a command's option that mirrors it."""
+    node = schema()
+    for part in key.split("."):
+        node = node["properties"][part]
+    return node["default"]
+
+
+def section_defaults(section: str, values: dict | None = None) -> dict:
+    """One top-level section, `values` over the schema's defaults (checked by the schema only): what
+    code outside a validated run (tests, benchmarks) hands to a stage in place of the run's config."""
+    instance = {section: copy.deepcopy(values or {})}
+    root = schema()
+    errors = list(_Validator({**root, "required": [], "properties": {section: root["properties"][section]}})
+                  .iter_errors(instance))
+    if errors:
+        raise ConfigError(_describe(errors[0]))
+    return instance[section]
+
+
 def _check_semantics(config: dict, check_paths: bool) -> None:
     from vitalstudy.data.classes import imagenet_classes
     from vitalstudy.fv.registry import METHODS
@@ -104,9 +124,10 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
 
     _check_models(config, check_paths)
     models = config["models"]
-    for i, name in enumerate(config["generate"]["methods"]):
-        if name not in METHODS:
-            raise ConfigError(f"generate.methods[{i}]: unknown method {name!r}; known: {', '.join(METHODS)}")
+    for section in ("generate", "fooling"):
+        for i, name in enumerate(config.get(section, {}).get("methods", [])):
+            if name not in METHODS:
+                raise ConfigError(f"{section}.methods[{i}]: unknown method {name!r}; known: {', '.join(METHODS)}")
 
     images = config["images"]
     if images["source"] in ("folder", "imagenet"):
@@ -161,36 +182,47 @@ def _models_used(config: dict) -> list[tuple[str, str]]:
 def _check_models(config: dict, check_paths: bool) -> None:
     """Resolve every declared model (a torchvision classification name needs no declaration),
     register them for this process and record the sha256 of every file each model reads."""
-    from vitalstudy.models.declarations import nearest
-    from vitalstudy.models.registry import REGISTRY, is_weights_file, register_declared
+    from vitalstudy.models.declarations import nearest, torchvision_classifiers
+    from vitalstudy.models.registry import REGISTRY
 
     models = config["models"]
     declared = models.setdefault("declare", {})
     for key, name in _models_used(config):
         if name in REGISTRY or name in declared:
             continue
-        if name in _torchvision_classifiers():
+        if name in torchvision_classifiers():
             declared[name] = validate_declaration({})
             continue
         known = [*REGISTRY, *declared]
-        raise ConfigError(f"{key}: unknown model {name!r}; nearest: {nearest(name, known + _torchvision_classifiers())}; "
+        raise ConfigError(f"{key}: unknown model {name!r}; nearest: {nearest(name, known + torchvision_classifiers())}; "
                           f"known: {', '.join(known)}, any torchvision classification model, or one declared "
                           f"under models.declare")
-    for name, decl in declared.items():
-        if decl.get("source") == "timm" and not (is_weights_file(decl.get("weights")) or name in models.get("weights", {})):
-            raise ConfigError(f"models.declare.{name}.weights: a timm model needs a local checkpoint file "
-                              f"(timm's pretrained download is not used)")
-        if decl.get("weights") and is_weights_file(decl["weights"]):
-            decl["weights"] = expand_env(decl["weights"], f"models.declare.{name}.weights")
-            if check_paths and not Path(decl["weights"]).is_file():
-                raise ConfigError(f"models.declare.{name}.weights: weight file {decl['weights']} does not exist")
-        declared[name] = copy.deepcopy(_resolved(name, json.dumps(decl, sort_keys=True)))
-    register_declared(models)
+    resolve_model_declarations(models, check_paths)
     for name, path in models.get("weights", {}).items():
         models["weights"][name] = path = expand_env(path, f"models.weights.{name}")
         if check_paths and not Path(path).is_file():
             raise ConfigError(f"models.weights.{name}: weight file {path} does not exist")
     models["assets"] = model_assets(config)
+
+
+def resolve_model_declarations(models: dict, check_paths: bool = True) -> dict:
+    """Complete every declaration of a `models` section in place (schema defaults, inferred
+    layers, checked names) and register them for this process; returns the section."""
+    from vitalstudy.models.registry import is_weights_file, register_declared
+
+    declared = models.setdefault("declare", {})
+    for name, decl in declared.items():
+        decl = validate_declaration(decl, name)
+        if decl["source"] == "timm" and not (is_weights_file(decl["weights"]) or name in models.get("weights", {})):
+            raise ConfigError(f"models.declare.{name}.weights: a timm model needs a local checkpoint file "
+                              f"(timm's pretrained download is not used)")
+        if is_weights_file(decl["weights"]):
+            decl["weights"] = expand_env(decl["weights"], f"models.declare.{name}.weights")
+            if check_paths and not Path(decl["weights"]).is_file():
+                raise ConfigError(f"models.declare.{name}.weights: weight file {decl['weights']} does not exist")
+        declared[name] = copy.deepcopy(_resolved(name, json.dumps(decl, sort_keys=True)))
+    register_declared(models)
+    return models
 
 
 @lru_cache(maxsize=None)
@@ -202,21 +234,29 @@ def _resolved(name: str, decl_json: str) -> dict:
     return resolve_declaration(name, json.loads(decl_json))
 
 
-def validate_declaration(decl: dict) -> dict:
+def section_with_defaults(section: str, value: dict) -> dict:
+    """One top-level config section (e.g. `generate`) checked and completed with the schema's
+    defaults, for callers without a whole config (the Python API)."""
+    value = copy.deepcopy(value)
+    sub = {**schema()["properties"][section], "$defs": schema()["$defs"]}
+    errors = list(_Validator(sub).iter_errors(value))
+    if errors:
+        error = errors[0]
+        error.path.appendleft(section)  # name the key from the top, as for a whole config
+        raise ConfigError(_describe(error))
+    return value
+
+
+def validate_declaration(decl: dict, name: str = "<model>") -> dict:
     """A model declaration with the schema's defaults filled in (or ConfigError)."""
     decl = copy.deepcopy(decl)
     sub = {**schema()["$defs"]["model_declaration"], "$defs": schema()["$defs"]}
     errors = list(_Validator(sub).iter_errors(decl))
     if errors:
-        raise ConfigError(_describe(errors[0]))
+        error = errors[0]
+        error.path.extendleft(reversed(["models", "declare", name]))
+        raise ConfigError(_describe(error))
     return decl
-
-
-@lru_cache(maxsize=1)
-def _torchvision_classifiers() -> list[str]:
-    import torchvision
-
-    return torchvision.models.list_models(module=torchvision.models)
 
 
 def model_assets(config: dict) -> dict[str, dict[str, str]]:

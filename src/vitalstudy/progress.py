@@ -24,12 +24,14 @@ class _LinePerUpdate:
     """A file for tqdm that turns each in-place redraw into one line."""
 
     def __init__(self, stream):
-        self.stream = stream
+        self.stream, self.last = stream, None
 
     def write(self, text: str) -> None:
         line = _CURSOR_MOVES.sub("", text).replace("\r", "").rstrip()
-        if line:
+        counts = line.split("[")[0]  # description, percentage, bar and n/total; the timings follow
+        if line and counts != self.last:  # closing a bar redraws its last state: once is enough
             self.stream.write(line + "\n")
+            self.last = counts
 
     def flush(self) -> None:
         self.stream.flush()

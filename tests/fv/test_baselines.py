@@ -9,6 +9,7 @@ import torch
 from vitalstudy.data.sources import build_index
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.generate import run_job
+from vitalstudy.fv.settings import default_method_config
 from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.models import build_model, get_spec, load_model
@@ -17,11 +18,11 @@ from vitalstudy.references.targets import parse_target
 
 CPU = torch.device("cpu")
 FEW = {"steps": 3, "lr": 0.05}
-CONFIGS = {
-    "fourier": {**FEW, "lr": 1.0, "views_per_step": 2},
-    "fourier_lucid": {**FEW},
-    "maco": {**FEW, "lr": 1.0, "views_per_step": 2},
-    "deepinversion": {**FEW, "images_per_target": 2},
+CONFIGS = {  # the schema's defaults, fewer steps
+    "fourier": default_method_config("fourier", **{**FEW, "lr": 1.0}, views_per_step=2),
+    "fourier_lucid": default_method_config("fourier_lucid", **FEW),
+    "maco": default_method_config("maco", **{**FEW, "lr": 1.0}, views_per_step=2),
+    "deepinversion": default_method_config("deepinversion", **FEW, images_per_target=2),
 }
 
 
@@ -140,7 +141,8 @@ def test_maco_above_the_model_resolution(tmp_path):
     spec, model = get_spec("efficientnet_lite0"), load_model("efficientnet_lite0")
     from vitalstudy.fv.registry import get_method
 
-    method = get_method("maco").method_class()("maco", spec, model, {**FEW, "lr": 1.0, "resolution": 320}, tmp_path, CPU)
+    config = default_method_config("maco", **{**FEW, "lr": 1.0}, resolution=320)
+    method = get_method("maco").method_class()("maco", spec, model, config, tmp_path, CPU)
     plan = method.plan([parse_target("n07920052")], {})
     result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
                       [torch.Generator().manual_seed(0)], CPU)

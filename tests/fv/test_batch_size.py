@@ -58,7 +58,7 @@ def _generate(run, targets, home, method="fourier"):
     args = [sys.executable, "-m", "vitalstudy.cli", "generate", "--stage-config", json.dumps(config), "--run-dir",
             str(run), "--model", "efficientnet_lite0", "--method", method, "--seed", "0", "--targets", *targets,
             "--marker", str(run / f"marker-{targets[0]}.json")]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600,
+    done = subprocess.run(args, capture_output=True, text=True, timeout=1800,
                           env={**os.environ, "VITALSTUDY_CACHE": str(home), "OMP_NUM_THREADS": "2"})
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout + done.stderr
@@ -68,7 +68,7 @@ def _generate(run, targets, home, method="fourier"):
 def test_two_fresh_runs_give_identical_bytes(tmp_path):
     """The demo generation twice, each in a fresh run folder, `batch_size: auto`, one machine."""
     home = tmp_path / "home"
-    targets = ["n07920052", "n02123159", "n11939491"]
+    targets = ["n07920052", "n02123159"]
     first_log = _generate(tmp_path / "a", targets, home)
     assert "measuring with fourier's objective" in first_log
     second_log = _generate(tmp_path / "b", targets, home)

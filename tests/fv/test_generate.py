@@ -117,6 +117,7 @@ def test_concept_direction_target_end_to_end(tmp_path):
 
     from vitalstudy.data.sources import build_index
     from vitalstudy.fv.generate import run_job
+    from vitalstudy.fv.settings import default_method_config
     from vitalstudy.io import write_json
     from vitalstudy.models import get_spec, load_model
     from vitalstudy.references.select import select_concept_references
@@ -137,7 +138,7 @@ def test_concept_direction_target_end_to_end(tmp_path):
         ref["sha256"] = sha256_file(ref["path"])
     write_json(tmp_path / "01_references" / "efficientnet_lite0" / "concept-stripes.json",
                {"target": target.as_dict(), "references": selection.references})
-    config = {"steps": 2, "lr": 1.0, "betas": [0.5, 0.9], "warmup": 0, "jitter": 2}
+    config = default_method_config("vital_lrp", steps=2, lr=1.0, betas=[0.5, 0.9], warmup=0, jitter=2)
     result = run_job(tmp_path, "efficientnet_lite0", "vital_lrp", ["concept-stripes"], 0, config,
                       torch.device("cpu"), batch_size=1, concepts=concepts, log=lambda *_: None)
     sidecar = json.loads(open(result.records[0]["json"]["path"]).read())

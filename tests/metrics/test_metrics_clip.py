@@ -70,3 +70,16 @@ def test_missing_weights_are_unavailable_rows_in_the_table(monkeypatch, metrics_
     assert vital["CLIP top-1 % (ours)"] == "unavailable"
     assert "metrics.clip.download is false" in vital["notes"]
     assert vital["CLIP top-1 % (paper, resnet50)"] == "66.62"
+
+
+def test_local_clip_checkpoint_is_hashed_into_the_next_record(tiny_clip, tmp_path):
+    from vitalstudy.io import sha256_file
+    from vitalstudy.provenance import Provenance
+
+    checkpoint = tmp_path / "tiny-clip.pt"
+    torch.save(tiny_clip.model.state_dict(), checkpoint)
+    clip_zeroshot.load_clip({"model": "vitalstudy-tiny-clip", "pretrained": "openai", "weights": str(checkpoint)},
+                            torch.device("cpu"))
+    record = Provenance("metrics", {})
+    record.write(tmp_path / "record.json")
+    assert record.record["inputs"][str(checkpoint)] == sha256_file(checkpoint)

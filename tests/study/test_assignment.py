@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 from forms_fixtures import build
 
-from vitalstudy.study.assignment import HOLD_SECONDS, Assigner, hold_seconds, least_filled, static_subset, tie_order
+from vitalstudy.study.assignment import (
+    HOLD_SECONDS,
+    Assigner,
+    hold_seconds,
+    least_filled,
+    static_subset,
+    tie_order,
+)
 from vitalstudy.study.server import SCHEMA, make_server
 from vitalstudy.study.simulate import Rater, answer_question
 
@@ -49,7 +56,7 @@ def test_least_filled_with_keyed_ties():
 
 
 def test_assignments_fill_subsets_evenly_and_are_stable(assigner):
-    a, clock, db = assigner
+    a, _, db = assigner
     first = [a.assign(f"p{i}") for i in range(7)]
     assert sorted(Counter(first).values()) == [2, 2, 3]
     assert [a.assign(f"p{i}") for i in range(7)] == first  # a reload gets the same subset
@@ -62,7 +69,8 @@ def test_assignments_fill_subsets_evenly_and_are_stable(assigner):
 
 def test_abandoned_participants_free_their_place_and_submissions_count(assigner):
     a, clock, db = assigner
-    s0, s1 = a.assign("a"), a.assign("b")
+    s0 = a.assign("a")
+    a.assign("b")
     submit(db, "a", s0)
     clock["now"] += 120  # "b" gave up: past the hold time, no submission
     assert a.fill() == {s: int(s == s0) for s in SUBSETS}

@@ -161,7 +161,7 @@ def expected(manifest, subset, choice="B", rating=4, text="a cup of coffee"):
 @pytest.mark.parametrize("width", [375, 1280])
 def test_every_page_type_fits_is_operable_and_completes(browser, bundle, server, artifacts, width):
     """Entry -> assigned subset -> welcome -> consent -> every question type -> completion page."""
-    forms, manifest = bundle
+    _, manifest = bundle
     base, db = server
     touch = width == 375
     context = browser.new_context(**WIDTHS[width])
@@ -250,7 +250,7 @@ def test_every_screen_fits_phones_from_320_to_430_px(browser, bundle, width):
     for subset in manifest["subsets"]:
         page.goto((forms / f"subset-{subset}.html").as_uri())
         for index in range(page.locator("section.page").count()):
-            page.evaluate(f"i => document.querySelectorAll('section.page').forEach((p, j) => p.hidden = j !== i)", index)
+            page.evaluate("i => document.querySelectorAll('section.page').forEach((p, j) => p.hidden = j !== i)", index)
             page.wait_for_function(SHOWN_IMAGES_LOADED)
             where = f"subset {subset}, screen {index}"
             assert page.evaluate(OVERFLOW) == [], where
@@ -266,7 +266,7 @@ def test_every_screen_fits_phones_from_320_to_430_px(browser, bundle, width):
 
 
 def test_reload_mid_study_resumes_at_the_same_question_with_answers_kept(browser, bundle, server):
-    forms, manifest = bundle
+    _, manifest = bundle
     base, db = server
     context = browser.new_context(**PHONE)
     page = context.new_page()
@@ -328,7 +328,7 @@ def test_declining_consent_stores_nothing(browser, bundle, server, artifacts):
         assert "Nothing has been stored" in page.inner_text("#declined")
         assert "return the study" in page.inner_text("#declined")
         check_page(page, artifacts, f"{width}-declined")
-        page.wait_for_function(f"() => true")
+        page.wait_for_function("() => true")
         assert page.evaluate("Object.keys(localStorage)") == []
         page.wait_for_timeout(200)
         context.close()
@@ -339,7 +339,6 @@ def test_declining_consent_stores_nothing(browser, bundle, server, artifacts):
 def test_submit_retries_on_network_errors_and_stores_once(browser, bundle, server):
     """The first POST reaches the server but its answer is lost, the second fails outright; the third
     (same submission id) is acknowledged as a duplicate: one row, completion page."""
-    forms, manifest = bundle
     base, db = server
     page = browser.new_context(**DESKTOP).new_page()
     calls = []

@@ -211,3 +211,50 @@ def test_server_csv_export_never_breaks_on_stored_payloads(stored):
     lines = list(csv.reader(io.StringIO(text)))
     assert len(lines) == 1 + len(stored)
     assert not any(harmful(cell) for line in lines for cell in line)
+
+
+# --------------------------------------------------------------------------- the HTTP layer
+
+HTTP_REQUESTS = st.one_of(
+    st.binary(max_size=400),
+    st.builds(lambda method, path, version, headers, body: b"%s %s %s\r\n%s\r\n%s" % (
+        method, path, version, b"".join(b"%s: %s\r\n" % kv for kv in headers), body),
+        st.sampled_from([b"GET", b"POST", b"PUT", b"HEAD", b"X"]) | st.binary(max_size=8),
+        st.sampled_from([b"/", b"/api/submit", b"/stimuli/s-000000000000.png", b"/admin/export.csv"])
+        | st.binary(max_size=30),
+        st.sampled_from([b"HTTP/1.0", b"HTTP/1.1", b"HTTP/9.9"]) | st.binary(max_size=10),
+        st.lists(st.tuples(st.sampled_from([b"Content-Length", b"Content-Type", b"Host", b"Origin",
+                                            b"Transfer-Encoding"]) | st.binary(max_size=10),
+                           st.binary(max_size=30)), max_size=5),
+        st.binary(max_size=100)),
+)
+
+
+@FUZZ
+@given(HTTP_REQUESTS)
+def test_any_request_bytes_get_a_status_line_and_never_a_5xx(request):
+    from test_server import exchange
+
+    reply = exchange(_fuzz_server().server_address[1], request)
+    if not request.strip(b"\r\n") and not reply:
+        return  # nothing was asked (a bare EOF)
+    status = reply.split(b"\r\n", 1)[0]
+    assert status.startswith(b"HTTP/1.0 ") and status[9:10] in (b"2", b"3", b"4"), (request[:80], reply[:120])
+
+
+_SERVER = []
+
+
+def _fuzz_server():
+    """One loopback server for the HTTP fuzzing, on the fixtures' study (no stimuli needed)."""
+    if not _SERVER:
+        import threading
+
+        from vitalstudy.study.server import make_server
+
+        forms = STUDY_DIR / "forms"
+        srv = make_server(forms, STUDY_DIR / "fuzz.sqlite", port=0, admin_token="t")
+        srv.connection_deadline = 5.0
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        _SERVER.append(srv)
+    return _SERVER[0]

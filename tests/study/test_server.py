@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -49,6 +50,23 @@ def server(bundle, tmp_path):
     with running(study_dir / "forms", tmp_path / "db.sqlite", admin_token="s3cret", completion_code="CODE42",
                  completion_url="https://example.org/done?cc={code}", max_bytes=64 * 1024) as (srv, base):
         yield srv, base, tmp_path / "db.sqlite"
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    """Send raw bytes to a loopback server, close our side, return all it answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        try:
+            conn.sendall(request)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        reply = b""
+        try:
+            while chunk := conn.recv(65536):
+                reply += chunk
+        except ConnectionResetError:  # the server answered before reading all of a huge request
+            pass
+        return reply
 
 
 def qid(manifest, section, number, subset=None, position=None):

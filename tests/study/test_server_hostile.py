@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_server import SRC, count, get, payload, post, qid, running
+from test_server import SRC, count, exchange, get, payload, post, qid, running
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +204,7 @@ MALFORMED = [
     b"GET / HTTP/2.0\r\n\r\n",
     b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n",
     b"\r\n",
+    b"\x1c\x1f\r\n",  # separators: str.split() drops them, so http.server answered nothing
     b"GET /\r\n",
     b"GET / HTTP/1.1 extra\r\n\r\n",
     b"GET / HTTX/1.1\r\n\r\n",
@@ -225,22 +226,6 @@ MALFORMED = [
 ]
 
 
-def _exchange(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        try:
-            conn.sendall(request)
-            conn.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        reply = b""
-        try:
-            while chunk := conn.recv(65536):
-                reply += chunk
-        except ConnectionResetError:  # the server answered before reading all of a huge request
-            pass
-        return reply
-
-
 def test_every_malformed_request_gets_a_4xx_and_one_log_line(forms, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen([sys.executable, "-m", "vitalstudy.cli", "serve", "--forms", str(forms[0]), "--db",
@@ -250,10 +235,10 @@ def test_every_malformed_request_gets_a_4xx_and_one_log_line(forms, tmp_path):
         first = proc.stdout.readline().decode()
         port = int(first.split("http://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
         for request in MALFORMED:
-            reply = _exchange(port, request)
+            reply = exchange(port, request)
             status = reply.split(b"\r\n", 1)[0]
             assert status.startswith((b"HTTP/1.0 4", b"HTTP/1.1 4")), (request[:60], reply[:200])
-        assert _exchange(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").startswith(b"HTTP/1.0 200")
+        assert exchange(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").startswith(b"HTTP/1.0 200")
     finally:
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)  # every line is flushed as it is logged
@@ -329,3 +314,13 @@ def test_forms_symlinked_as_a_whole_still_served(forms, tmp_path):
         assert get(base + "/")[0] == 200
         name = next((Path(forms[0]) / "stimuli").iterdir()).name
         assert get(f"{base}/stimuli/{name}")[0] == 200
+
+
+def test_a_stalled_request_is_answered_408(server, monkeypatch):
+    srv, base, _ = server
+    from vitalstudy.study import server as server_module
+
+    monkeypatch.setattr(server_module.Handler, "timeout", 0.5)
+    with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=10) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and then nothing
+        assert conn.recv(100).startswith(b"HTTP/1.0 408")

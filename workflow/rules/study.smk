@@ -1,25 +1,23 @@
 # Stage 4: each study's blinded forms, codebook and private answer key (study/<id>/study.yaml).
-# The inputs are the run files the spec reads (FVs, references, image index), listed by the library.
-from vitalstudy.study.forms import study_inputs
+# The inputs are the run files the spec reads (the job records of its FVs, references, image
+# index), listed by the library (vitalstudy.study.forms, through PLAN.study_files).
 
 
 rule study_forms:
     input:
-        spec="study/{study}/study.yaml",
-        run_files=lambda wc: fv_inputs(study_inputs(f"study/{wc.study}/study.yaml", RUN), f"study {wc.study}"),
+        spec=PLAN.study_spec,
+        run_files=PLAN.study_files,
     output:
-        manifest=f"{RUN}/04_study/{{study}}/forms/manifest.json",
-        codebook=f"{RUN}/04_study/{{study}}/forms/codebook.csv",
-        script=f"{RUN}/04_study/{{study}}/forms/google_form.gs",
-        answer_key=f"{RUN}/04_study/{{study}}/private/answer_key.json",
+        manifest=PATHS.study.manifest("{study}"),
+        codebook=PATHS.study.codebook("{study}"),
+        script=PATHS.study.apps_script("{study}"),
+        answer_key=PATHS.study.answer_key("{study}"),
     params:
-        weights=json.dumps(config["models"].get("weights", {}), sort_keys=True),
+        weights=PLAN.model_weights(),
+        run=RUN,
+        out=str(PATHS.study.study_dir("{study}")),
     log:
-        f"{RUN}/logs/study_forms/{{study}}.log",
+        PATHS.log("study_forms", "{study}"),
     shell:
-        "vitalstudy forms --spec {input.spec:q} --run {RUN:q} --out {RUN:q}/04_study/{wildcards.study} "
+        "vitalstudy forms --spec {input.spec:q} --run {params.run:q} --out {params.out:q} "
         "--model-weights {params.weights:q} > {log:q} 2>&1"
-
-
-def study_forms_outputs():
-    return [f"{RUN}/04_study/{s}/forms/manifest.json" for s in config.get("study", {}).get("studies", [])]

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from vitalstudy.fv.registry import METHODS
 
-METHOD_NAMES = {**{m.name: m.display for m in METHODS.values()}, "real": "real images"}
+NOT_METHODS = {"real": "real images"}  # rows of figures that no method made
+MISSING_MARKER = "X"  # the scatter marker of a method the registry does not know
 
 
 def method_name(method: str) -> str:
-    return METHOD_NAMES.get(method, method)
+    return METHODS[method].display if method in METHODS else NOT_METHODS.get(method, method)
+
+
+def method_marker(method: str) -> str:
+    return METHODS[method].marker if method in METHODS else MISSING_MARKER
 
 
 def ordered_methods(methods) -> list[str]:

@@ -11,7 +11,7 @@ import pandas as pd
 import seaborn as sns
 
 from vitalstudy.figures.methods import method_name, ordered_methods
-from vitalstudy.figures.style import METHOD_COLORS
+from vitalstudy.figures.style import method_color
 
 QUANTILES = {"q05": 0.05, "median": 0.5, "q95": 0.95}
 
@@ -26,7 +26,7 @@ def _violins(ax, frame: pd.DataFrame) -> None:
     """Violins of the methods in `frame`, median dot and 5 %/95 % bars, n under each."""
     methods = ordered_methods(frame["method"])
     sns.violinplot(data=frame, x="method", y="similarity", order=methods, hue="method", hue_order=methods,
-                   palette={m: METHOD_COLORS.get(m) for m in methods}, inner=None, cut=0, density_norm="width",
+                   palette={m: method_color(m) for m in methods}, inner=None, cut=0, density_norm="width",
                    linewidth=0.8, ax=ax, legend=False)
     for row in quantiles(frame, ["method"]).itertuples(index=False):
         x = methods.index(row.method)

@@ -22,7 +22,15 @@ from vitalstudy.io import atomic_path  # noqa: E402
 
 # One fixed colour per method, so a method looks the same in every figure.
 _PALETTE = sns.color_palette("colorblind")  # 10 colours; the registry gives each method one
-METHOD_COLORS = {**{m.name: _PALETTE[m.palette_index] for m in METHODS.values()}, "real": (0.6, 0.6, 0.6)}
+REAL_COLOR = (0.6, 0.6, 0.6)
+
+
+def method_color(method: str):
+    """The method's colour (the registry's palette index), grey for real images, None (matplotlib's
+    next colour) for a name the registry does not know."""
+    if method in METHODS:
+        return _PALETTE[METHODS[method].palette_index]
+    return REAL_COLOR if method == "real" else None
 DPI = 150
 
 

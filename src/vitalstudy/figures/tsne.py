@@ -12,13 +12,10 @@ import pandas as pd
 import seaborn as sns
 
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.figures.methods import method_name, ordered_methods
+from vitalstudy.figures.methods import method_marker, method_name, ordered_methods
 from vitalstudy.figures.style import placeholder
-from vitalstudy.fv.registry import METHODS
 
 COLUMNS = {"kind", "method", "target", "label", "x", "y"}
-# The paper's symbols (square VITAL, triangle MACO, hexagon Fourier, star DeepInversion), from the registry.
-MARKERS = {m.name: m.marker for m in METHODS.values()}
 
 
 def read(path: str | os.PathLike) -> pd.DataFrame:
@@ -58,13 +55,13 @@ def plot(frame: pd.DataFrame, model: str):
     fvs = frame[frame["kind"] == "fv"]
     for method in ordered_methods(fvs["method"]):
         part = fvs[fvs["method"] == method]
-        ax.scatter(part["x"], part["y"], c=[colors[label] for label in part["label"]], marker=MARKERS.get(method, "X"),
+        ax.scatter(part["x"], part["y"], c=[colors[label] for label in part["label"]], marker=method_marker(method),
                    s=90, edgecolors="black", linewidths=0.8, zorder=2)
     # Real images on top, large and translucent, so that a class with a single real image still shows it.
     ax.scatter(natural["x"], natural["y"], c=[colors[label] for label in natural["label"]], alpha=0.55, s=160,
                linewidths=0, zorder=3)
     class_handles = [plt.Line2D([], [], marker="o", linestyle="", color=colors[label], label=label) for label in labels]
-    method_handles = [plt.Line2D([], [], marker=MARKERS.get(m, "X"), linestyle="", color="0.3", markeredgecolor="black",
+    method_handles = [plt.Line2D([], [], marker=method_marker(m), linestyle="", color="0.3", markeredgecolor="black",
                                  markersize=8, label=method_name(m)) for m in ordered_methods(fvs["method"])]
     method_handles.append(plt.Line2D([], [], marker="o", linestyle="", color="0.3", alpha=0.55, markersize=11,
                                      label=f"real images ({len(natural)})"))

@@ -12,7 +12,7 @@ import pandas as pd
 
 from vitalstudy.figures.stats import figure_statistics, mean
 from vitalstudy.figures.methods import method_name, ordered_methods
-from vitalstudy.figures.style import METHOD_COLORS
+from vitalstudy.figures.style import method_color
 
 # Paper, section 4.3 (n = 42, ResNet50): (unit kind, method) -> (accuracy, mean confidence 1..3).
 PAPER_MODEL = "resnet50"
@@ -58,7 +58,7 @@ def plot(stats_table: pd.DataFrame, who: str):
             x = np.arange(len(units)) + (i - (len(methods) - 1) / 2) * step
             err = np.vstack([rows["estimate"] - rows["ci_low"], rows["ci_high"] - rows["estimate"]])
             ax.errorbar(x, rows["estimate"], yerr=np.nan_to_num(err), fmt="o", markersize=8, capsize=3,
-                        color=METHOD_COLORS.get(method), label=method_name(method))
+                        color=method_color(method), label=method_name(method))
             if rows["paper"].notna().any():
                 ax.scatter(x, rows["paper"], marker="x", color="black", s=40, zorder=3,
                            label="paper (ResNet50, n = 42)" if i == 0 else None)

@@ -29,11 +29,12 @@ import torch
 from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.plan import Plan
 from vitalstudy.io import file_lock, read_json, write_json
+from vitalstudy.layout import RunLayout
 from vitalstudy.models.registry import ModelSpec
 
 CPU_CANDIDATES = (1, 2, 4, 8)
 GPU_CANDIDATES = (1, 4, 8, 16, 32, 64)
-RUN_RECORD = Path("02_fv") / "_batch_size.json"
+RUN_RECORD = RunLayout("").fv.batch_size_record  # relative to the run folder
 
 
 def cache_path() -> Path:

@@ -110,7 +110,7 @@ class DeepInversionMethod:
             raise VitalStudyError(f"DeepInversion needs BatchNorm statistics and {spec.name} has no BatchNorm "
                                   f"layer (the paper marks DeepInversion n/a for ViT and ConvNeXt)")
         self.spec, self.model, self.config = spec, model, config
-        self.images_per_target = int(config.get("images_per_target", 64))
+        self.images_per_target = int(config["images_per_target"])
 
     def group_key(self, target) -> str:
         if target.kind != "class":

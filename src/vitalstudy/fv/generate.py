@@ -26,6 +26,7 @@ from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.bench import measure, run_batch_size
 from vitalstudy.fv.loop import Checkpointer, optimise
 from vitalstudy.fv.registry import get_method
+from vitalstudy.layout import RunLayout
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.progress import log as progress_log
@@ -63,8 +64,7 @@ def method_code_version(method_class) -> str:
 
 
 def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int) -> dict[str, Path]:
-    base = Path(run_dir) / "02_fv" / model / method / target
-    return {"png": base / f"seed{seed}.png", "alpha": base / f"seed{seed}_alpha.png", "json": base / f"seed{seed}.json"}
+    return RunLayout(run_dir).fv.files(model, method, target, seed)
 
 
 SIDECAR_FORMAT = 2  # outputs written in an older sidecar format are regenerated, not reused
@@ -91,7 +91,8 @@ def _alpha_png(alpha: torch.Tensor) -> Image.Image:
 
 def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: list[str], seed: int,
             method_config: dict, device: torch.device, batch_size: int | str, weights: str | None = None,
-            mixed_precision: bool = False, concepts: list[dict] | None = None, log=progress_log,
+            mixed_precision: bool = False, concepts: list[dict] | None = None,
+            accentuations: list[dict] | None = None, log=progress_log,
             model: torch.nn.Module | None = None) -> JobResult:
     """Generate every target of the job; returns the files read and one record per target (paths, sha256).
     `batch_size`: images per optimisation batch, or "auto": the run's recorded one (fv.bench).
@@ -102,34 +103,27 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
     if model is None:
         model = load_model(model_name, weights=weights, device=device)
     method = info.method_class()(method_name, spec, model, method_config, run_dir, device)
-    targets = [parse_target(t, concepts) for t in target_ids]
+    targets = [parse_target(t, concepts, accentuations) for t in target_ids]
     references = {t.id: _references(run_dir, model_name, t) if info.reads_references else []
                   for t in targets}
     asset_files = list(getattr(method, "assets", lambda: [])())  # e.g. MACO's spectrum
-    assets = [sha256_file(p) for p in asset_files]
-    code = method_code_version(type(method))
-    fingerprints = {t.id: _fingerprint(model_name, method_name, t.as_dict(), seed, method_config,
-                                       [r["sha256"] for r in references[t.id]], assets, code) for t in targets}
+    fingerprints = target_fingerprints(model_name, method_name, targets, seed, method_config, references, asset_files)
     todo = [t for t in targets if not _is_done(output_paths(run_dir, model_name, method_name, t.id, seed), fingerprints[t.id])]
     if len(todo) < len(targets):
         log(f"generate: {len(targets) - len(todo)} of {len(targets)} targets already done, skipped")
-    groups: dict[str, list[Target]] = {}
-    for target in todo:
-        groups.setdefault(method.group_key(target), []).append(target)
-    per = getattr(method, "images_per_target", 1)
+    groups = target_groups(method, todo)
     if todo:
         batch_size = run_batch_size(run_dir, spec, method_name, device, batch_size,
                                     lambda: _measure(spec, method, next(iter(groups.values())), references, device,
                                                      mixed_precision, log), log)
-    # batch_size counts images: methods that optimise several images per target take fewer targets.
-    targets_per_batch = max(1, int(batch_size) // per) if todo else 0
-    batches = [group[start:start + targets_per_batch] for group in groups.values()
-               for start in range(0, len(group), targets_per_batch)]
+    planned = batches(method, todo, int(batch_size)) if todo else []
     with progress(total=len(todo), desc=f"generate {model_name} {method_name} seed {seed}: targets",
                   unit="target") as done:
-        for number, batch in enumerate(batches, 1):
-            _run_batch(run_dir, spec, method, batch, references, fingerprints, seed, device, batch_size,
-                       mixed_precision, log, f"batch {number}/{len(batches)}")
+        for number, batch in enumerate(planned, 1):
+            generate_batch(spec, method, batch, references, fingerprints, seed, device, batch_size, mixed_precision,
+                           checkpoint_dir=RunLayout(run_dir).fv.work(spec.name, method.name), log=log,
+                           name=f"batch {number}/{len(planned)}",
+                           write=lambda fv: fv.save(output_paths(run_dir, spec.name, method.name, fv.target, seed)))
             done.update(len(batch))
     read = [_references_path(run_dir, model_name, t) for t in targets if info.reads_references]
     return JobResult(inputs=[str(p) for p in read + asset_files],
@@ -156,7 +150,7 @@ class JobResult:
 
 
 def _references_path(run_dir: Path, model: str, target: Target) -> Path:
-    return run_dir / "01_references" / model / f"{target.id}.json"
+    return RunLayout(run_dir).references.json(model, target.reference_id)
 
 
 def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
@@ -167,27 +161,75 @@ def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
     return read_json(path)["references"]
 
 
-def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerprints, seed, device, batch_size,
-               mixed_precision, log, name: str) -> None:
+def target_fingerprints(model_name: str, method_name: str, targets: list[Target], seed: int, method_config: dict,
+                        references: dict[str, list[dict]], asset_files: list) -> dict[str, str]:
+    """A fingerprint per target of everything that determines its image: model, method, target,
+    seed, settings, the references' and the method's assets' sha256, and the method's code."""
+    assets = [sha256_file(p) for p in asset_files]
+    code = method_code_version(get_method(method_name).method_class())
+    return {t.id: _fingerprint(model_name, method_name, t.as_dict(), seed, method_config,
+                               [r["sha256"] for r in references[t.id]], assets, code) for t in targets}
+
+
+def target_groups(method, targets: list[Target]) -> dict[str, list[Target]]:
+    """Targets by the method's group: only targets of one group share an optimisation batch."""
+    groups: dict[str, list[Target]] = {}
+    for target in targets:
+        groups.setdefault(method.group_key(target), []).append(target)
+    return groups
+
+
+def batches(method, targets: list[Target], batch_size: int) -> list[list[Target]]:
+    """The optimisation batches, batch_size images each: batch_size counts images, so methods that
+    optimise several images per target take fewer targets."""
+    per_batch = max(1, batch_size // getattr(method, "images_per_target", 1))
+    return [group[start:start + per_batch] for group in target_groups(method, targets).values()
+            for start in range(0, len(group), per_batch)]
+
+
+@dataclass
+class Visualization:
+    """One target's feature visualization: the RGB image, its transparency map and the sidecar
+    record (every hyper-parameter, the seed and the compute spent)."""
+
+    target: str
+    image: Image.Image
+    alpha: Image.Image
+    record: dict
+
+    def save(self, paths: dict[str, Path] | str | Path) -> None:
+        """Write the stage-2 contract files: {"png", "alpha", "json"} -> path, or a path prefix
+        (`x` -> x.png, x_alpha.png, x.json)."""
+        if not isinstance(paths, dict):
+            paths = {"png": Path(f"{paths}.png"), "alpha": Path(f"{paths}_alpha.png"), "json": Path(f"{paths}.json")}
+        save_png(paths["png"], self.image)
+        save_png(paths["alpha"], self.alpha)
+        write_json(paths["json"], self.record)
+
+
+def generate_batch(spec, method, batch: list[Target], references, fingerprints, seed, device, batch_size,
+                   mixed_precision, checkpoint_dir: Path | None = None, write=None, log=progress_log,
+                   name: str = "batch") -> list[Visualization]:
+    """Optimise one batch of targets together: the one code path of the workflow's jobs and of
+    `vitalstudy.visualize`. With `checkpoint_dir` the loop checkpoints there (a killed job resumes);
+    `write` is called on each result before the checkpoint is cleared."""
     plan = method.plan(batch, references)
     per = plan.images_per_target
     generators = [torch.Generator().manual_seed(derive_seed(seed, spec.name, method.name, t.id, *([j] if j else [])))
                   for t in batch for j in range(per)]
     batch_fp = _fingerprint([fingerprints[t.id] for t in batch])
-    checkpoint = Checkpointer(run_dir / "02_fv" / spec.name / method.name / "_work" / f"seed{seed}-{batch_fp}.pt",
-                              batch_fp, plan.settings.checkpoint_every)
+    checkpoint = None if checkpoint_dir is None else \
+        Checkpointer(Path(checkpoint_dir) / f"seed{seed}-{batch_fp}.pt", batch_fp, plan.settings.checkpoint_every)
     log(f"generate: {spec.name} {method.name} seed {seed}: {', '.join(t.id for t in batch)} on {device}")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mixed_precision and device.type == "cuda" else nullcontext()
     with autocast, progress(total=plan.settings.steps, desc=f"  {name} ({len(batch)} targets): steps", unit="step",
                             leave=False) as steps:
         result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
-                          generators, device, checkpoint, bar=steps)
+                          generators, device, checkpoint, bar=steps, image_prior=plan.image_prior)
+    out = []
     for t, target in enumerate(batch):
         i = t * per  # a target's first image
-        paths = output_paths(run_dir, spec.name, method.name, target.id, seed)
-        save_png(paths["png"], _to_png(result.images[i]))
-        save_png(paths["alpha"], _alpha_png(result.alpha[i]))
-        write_json(paths["json"], {
+        out.append(Visualization(target.id, _to_png(result.images[i]), _alpha_png(result.alpha[i]), {
             "model": spec.name, "method": method.name, "target": target.as_dict(), "seed": seed,
             "resolution": plan.resolution, "hyperparameters": plan.hyperparameters,
             "compute": {**result.compute, "device": str(device), "batch_size": batch_size, "batch_targets": len(batch),
@@ -203,8 +245,12 @@ def _run_batch(run_dir, spec, method, batch: list[Target], references, fingerpri
             "references": [{"image_id": r["image_id"], "sha256": r["sha256"], "view": r["view"]} for r in references[target.id]],
             "versions": {**package_versions(), **code_version(), "method_code": method_code_version(type(method))},
             "fingerprint": fingerprints[target.id], "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        })
-    checkpoint.clear()
+        }))
+    for fv in out if write else []:
+        write(fv)
+    if checkpoint is not None:
+        checkpoint.clear()
+    return out
 
 
 def _record(run_dir, model, method, target, seed) -> dict:

@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vitalstudy.config import section_defaults
     from vitalstudy.fv.generate import run_job
     from vitalstudy.fv.settings import method_config
     from vitalstudy.models import load_model
@@ -32,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
                                    "generate": gen}, seed=args.seed, device=str(device))
     weights = cfg.get("models", {}).get("weights", {}).get(args.model)
     model = load_model(args.model, weights=weights, device=device)
-    result = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(gen, args.method),
-                      device, gen.get("batch_size", "auto"), weights=weights, mixed_precision=gen.get("mixed_precision", False),
-                      concepts=cfg.get("concepts"), model=model)
+    filled = section_defaults("generate", gen)  # a stage config naming only some keys gets the schema's defaults
+    result = run_job(args.run_dir, args.model, args.method, args.targets, args.seed, method_config(filled, args.method),
+                      device, filled["batch_size"], weights=weights, mixed_precision=filled["mixed_precision"],
+                      concepts=cfg.get("concepts"), accentuations=cfg.get("accentuations"), model=model)
     for path in result.inputs:
         prov.add_input(path)
     for record in result.records:

@@ -109,9 +109,12 @@ def _alpha_map(accumulated: torch.Tensor, percentile: float) -> torch.Tensor:
 
 def optimise(parameterisation: Parameterisation, objective: Objective, to_model_input,
              transforms: list[Transform], settings: LoopSettings, generators: list[torch.Generator],
-             device: torch.device, checkpoint: Checkpointer | None = None, bar=None) -> LoopResult:
+             device: torch.device, checkpoint: Checkpointer | None = None, bar=None,
+             image_prior=None) -> LoopResult:
     """Run the loop; `to_model_input` maps [0, 1] pixels to the model's input space. `bar`: a
-    progress bar (vitalstudy.progress) of `settings.steps` that the loop advances per step."""
+    progress bar (vitalstudy.progress) of `settings.steps` that the loop advances per step.
+    `image_prior`, when given, maps the untransformed model input to (B,) losses added once per
+    step (e.g. an accentuation's distance to its seed image)."""
     params = parameterisation.init(generators).to(device).requires_grad_(True)
     optimizer_class = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam}[settings.optimizer]
     optimizer = optimizer_class([params], lr=settings.lr, betas=tuple(settings.betas))
@@ -144,13 +147,15 @@ def optimise(parameterisation: Parameterisation, objective: Objective, to_model_
             x = to_model_input(pixels)
             for transform in transforms:
                 x = transform(x, generators)
-            total = total + objective(x) / settings.views_per_step  # mean over views, as Horama
-        if settings.tv_weight or settings.l2_weight:
+            total = total + objective(x)
+        if settings.tv_weight or settings.l2_weight or image_prior is not None:
             x_plain = to_model_input(pixels)
             if settings.tv_weight:
                 total = total + settings.tv_weight * total_variation(x_plain)
             if settings.l2_weight:
                 total = total + settings.l2_weight * l2_norm(x_plain)
+            if image_prior is not None:
+                total = total + image_prior(x_plain)
         total.sum().backward()
         grad_sum += pixels.grad.detach().abs().mean(dim=1)
         optimizer.step()

@@ -20,11 +20,12 @@ from vitalstudy.fv.fourier import spectrum_to_pixels, standardise
 from vitalstudy.fv.objectives import NEURON_OBJECTIVE, ActivationMethod, ActivationObjective
 from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.transforms import maco_views
+from vitalstudy.layout import RunLayout
 from vitalstudy.seeding import rng as seeded_rng
 
 
 def spectrum_path(run_dir, size: int) -> Path:
-    return Path(run_dir) / "02_fv" / "_assets" / f"maco_spectrum_{size}.npz"
+    return RunLayout(run_dir).fv.maco_spectrum(size)
 
 
 def natural_spectrum(index: pd.DataFrame, size: int, count: int, seed: int) -> tuple[np.ndarray, list[str], list[dict]]:

@@ -16,6 +16,7 @@ class Plan:
     hyperparameters: dict
     resolution: int
     images_per_target: int = 1  # DeepInversion optimises a batch of images per target; the first is saved
+    image_prior: object | None = None  # (B, 3, H, W) untransformed model input -> (B,) losses, once per step
 
 
 def loop_settings(cfg: dict, **fixed) -> LoopSettings:

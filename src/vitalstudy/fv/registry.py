@@ -17,7 +17,7 @@ from importlib import import_module
 
 from vitalstudy.errors import VitalStudyError
 
-TARGET_KINDS = ("class", "neuron", "concept")  # stage-1 target kinds (references/targets.py)
+TARGET_KINDS = ("class", "neuron", "concept", "accentuation")  # target kinds (references/targets.py)
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class MethodSpec:
     batchnorm_use: str = ""  # why it needs BatchNorm layers, when it does ("matches BatchNorm statistics")
     kinds_note: str = ""  # why it serves only `target_kinds`, said when another kind is asked of it
     asset: str = ""  # a run-wide input the workflow builds before its jobs ("maco_spectrum")
+    extends: str = ""  # a settings section read first, its own `section` overriding it (vital_accentuation: vital)
 
     def __post_init__(self):
         if not self.section:
@@ -136,10 +137,19 @@ register(MethodSpec("fourier", "vitalstudy.fv.fourier:FourierMethod", display="F
                     marker="h", palette_index=2, target_kinds=("class", "neuron")))
 # Lucid/Lucent's own Fourier recipe: a named variant, not the paper's Fourier baseline (PAPER_NOTES §2).
 register(MethodSpec("fourier_lucid", "vitalstudy.fv.fourier:LucidFourierMethod", display="Fourier (Lucid)",
-                    title="Fourier (Lucid recipe)", marker="p", palette_index=5, target_kinds=("class", "neuron"),
+                    title="Fourier (Lucid recipe)", marker="p", palette_index=7, target_kinds=("class", "neuron"),
                     section="fourier_lucid"))
 # DeepInversion inverts classes only; concept directions are VITAL's (App. B.3).
 register(MethodSpec("deepinversion", "vitalstudy.fv.deepinversion:DeepInversionMethod", display="DeepInv",
                     title="DeepInversion", marker="*", palette_index=3, target_kinds=("class",),
                     batchnorm_use="matches BatchNorm statistics",
                     kinds_note="optimises class logits; it has no inner-neuron variant"))
+# Feature accentuation (Hamblin et al. 2024): image-seeded visualization of a class or inner neuron
+# (targets.accentuations, ids accent-<image>-<target>; fv/accentuation.py).
+register(MethodSpec("accentuation", "vitalstudy.fv.accentuation:AccentuationMethod", display="Accent.",
+                    title="Feature accentuation", marker="P", palette_index=5, target_kinds=("accentuation",),
+                    kinds_note="visualises a class or neuron from a seed image (targets.accentuations)"))
+register(MethodSpec("vital_accentuation", "vitalstudy.fv.accentuation:VitalAccentuationMethod",
+                    display="VITAL accent.", title="VITAL accentuation", marker="X", palette_index=6,
+                    target_kinds=("accentuation",), reads_references=True, extends="vital",
+                    kinds_note="visualises a class or neuron from a seed image (targets.accentuations)"))

@@ -14,12 +14,30 @@ def method_section(method: str) -> str:
     return get_method(method).section
 
 
+def _sections(method: str) -> tuple[str, ...]:
+    """The method's section, after the section it extends (vital_accentuation: `vital`, then its own)."""
+    info = get_method(method)
+    return (info.extends, info.section) if info.extends else (info.section,)
+
+
 def job_settings(generate_config: dict, method: str) -> dict:
-    """The keys of `generate` a job of `method` reads: the shared keys and its method's section."""
-    return {k: generate_config[k] for k in (*SHARED_KEYS, method_section(method)) if k in generate_config}
+    """The keys of `generate` a job of `method` reads: the shared keys and its method's section(s)."""
+    return {k: generate_config[k] for k in (*SHARED_KEYS, *_sections(method)) if k in generate_config}
 
 
 def method_config(generate_config: dict, method: str) -> dict:
-    """A method's settings: its own section, plus the loop keys shared by every method."""
+    """A method's settings: its own section (over the one it extends), plus the loop keys shared by
+    every method."""
     shared = {k: generate_config[k] for k in ("checkpoint_every",) if k in generate_config}
-    return {**shared, **generate_config.get(method_section(method), {})}
+    merged = {}
+    for section in _sections(method):
+        merged.update(generate_config.get(section, {}))
+    return {**shared, **merged}
+
+
+def default_method_config(method: str, **settings) -> dict:
+    """A method's settings as its jobs get them, `settings` over the schema's defaults (for code that
+    runs a method outside a validated run: tests, benchmarks)."""
+    from vitalstudy.config import section_defaults
+
+    return method_config(section_defaults("generate", {method_section(method): settings}), method)

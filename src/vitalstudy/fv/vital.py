@@ -30,6 +30,7 @@ from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.pixels import NormalisedPixels, RollJitter
 from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.relevance import RelevanceMaps, Start, minmax
+from vitalstudy.layout import RunLayout
 from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype, sort_match_loss
 from vitalstudy.models.features import capture_outputs
 from vitalstudy.models.registry import HookedLayer, ModelSpec
@@ -121,7 +122,7 @@ class VitalMethod:
 
     def __init__(self, name: str, spec: ModelSpec, model, config: dict, run_dir: Path, device: torch.device):
         self.name, self.spec, self.model, self.config = name, spec, model, config
-        self.cache_dir, self.device = Path(run_dir) / "02_fv" / spec.name / "_prototypes", device
+        self.cache_dir, self.device = RunLayout(run_dir).fv.prototypes(spec.name), device
         self.attribution = config.get("attribution", "lrp") if get_method(name).needs_lrp else None
         importance = config.get("importance", {})
         self.importance_on = importance.get("applied_to", "error")
@@ -137,16 +138,16 @@ class VitalMethod:
 
     def layers(self, target: Target) -> list[HookedLayer]:
         base = self.spec.class_layers if target.kind == "class" else self.spec.neuron_layers
-        override = self.config.get("layer_weights", {}).get(self.spec.name, {})
+        override = self.config["layer_weights"].get(self.spec.name, {})
         return [HookedLayer(l.name, float(override.get(l.name, l.weight))) for l in base]
 
     def aux_weight(self, target: Target) -> float:
-        aux = self.config.get("aux_weight", {})
+        aux = self.config["aux_weight"]
         if target.kind != "class":  # inner neurons and concept directions
-            return float(aux.get("neuron", 3e-6))
-        if self.relevance is not None and aux.get("class_relevance") is not None:
+            return float(aux["neuron"])
+        if self.relevance is not None and aux["class_relevance"] is not None:
             return float(aux["class_relevance"])
-        return float(aux["class"]) if aux.get("class") is not None else self.spec.class_aux_weight
+        return float(aux["class"]) if aux["class"] is not None else self.spec.class_aux_weight
 
     def reference_statistics(self, target: Target, references: list[dict]) -> dict:
         """Prototypes (and channel importance) of one target, from the disk cache when present."""

@@ -79,6 +79,10 @@ def load_clip(clip_cfg: dict, device: torch.device) -> Clip:
         raise MissingAssetError(f"CLIP weights {name}/{source} could not be loaded "
                                 f"({type(exc).__name__}: {str(exc)[:200]}); set metrics.clip.weights "
                                 f"to a local open_clip checkpoint") from None
+    if Path(source).is_file():  # a local or cached checkpoint: hashed into the stage's provenance
+        from vitalstudy.provenance import record_asset
+
+        record_asset(source)
     model.eval().requires_grad_(False)
     return Clip(model, preprocess, open_clip.get_tokenizer(name), f"{name} ({source})")
 

@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.registry import get_method
+from vitalstudy.layout import FVLayout
 from vitalstudy.models.registry import ModelSpec
 
 SIDECAR_FIELDS = ("model", "method", "target", "seed", "resolution", "hyperparameters", "compute", "versions")
@@ -38,10 +39,10 @@ class FVKey:
     seed: int
 
     def png(self, fv_root: str | Path, model: str) -> Path:
-        return Path(fv_root) / model / self.method / self.target / f"seed{self.seed}.png"
+        return FVLayout(Path(fv_root)).png(model, self.method, self.target, self.seed)
 
     def sidecar(self, fv_root: str | Path, model: str) -> Path:
-        return self.png(fv_root, model).with_suffix(".json")
+        return FVLayout(Path(fv_root)).sidecar(model, self.method, self.target, self.seed)
 
 
 @dataclass

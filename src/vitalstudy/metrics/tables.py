@@ -23,8 +23,7 @@ from vitalstudy.io import atomic_path
 from vitalstudy.metrics.longformat import UNAVAILABLE
 from vitalstudy.models.registry import get_spec
 
-# Rows that are no method of ours: natural images, and methods only the paper reports.
-METHOD_NAMES = {"real": "natural images", **{m.name: m.title for m in METHODS.values()}, "pii": "PII"}
+NOT_METHODS = {"real": "natural images", "pii": "PII"}  # rows no method of ours made (PII: the paper's only)
 DECIMALS = {"auc": 4, "mad": 4, "kid": 4, "kid_arch": 4}
 
 
@@ -109,7 +108,7 @@ def _paper_cell(values: pd.DataFrame | None, metric: str) -> str:
 
 def _line(spec: TableSpec, model: str, paper_model: str, method: str, setup: str, ours: dict[str, str],
           paper_values: pd.DataFrame | None, notes: dict[str, list[str]]) -> dict:
-    line = {"model": model, "method": METHOD_NAMES.get(method, method), "setup (paper)": setup}
+    line = {"model": model, "method": METHODS[method].title if method in METHODS else NOT_METHODS.get(method, method), "setup (paper)": setup}
     for col in spec.columns:
         line[f"{col.label} (ours)"] = ours.get(col.metric, "—")
         if col.paper:

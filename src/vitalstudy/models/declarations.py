@@ -16,6 +16,7 @@ import difflib
 import importlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -64,6 +65,14 @@ def _import_factory(path: str, key: str):
     return factory
 
 
+@lru_cache(maxsize=1)
+def torchvision_classifiers() -> list[str]:
+    """The classification models torchvision builds by name."""
+    import torchvision
+
+    return torchvision.models.list_models(module=torchvision.models)
+
+
 def build_architecture(name: str, decl: dict) -> nn.Module:
     """The declared architecture without loading weights (a factory builds what it builds)."""
     source, arch, kwargs = decl["source"], decl.get("architecture") or name, dict(decl.get("kwargs") or {})
@@ -71,9 +80,9 @@ def build_architecture(name: str, decl: dict) -> nn.Module:
     if source == "torchvision":
         import torchvision
 
-        if arch not in torchvision.models.list_models(module=torchvision.models):
+        if arch not in torchvision_classifiers():
             raise ConfigError(f"{key}.architecture: {arch!r} is not a torchvision classification model; nearest: "
-                              f"{nearest(arch, torchvision.models.list_models(module=torchvision.models))}")
+                              f"{nearest(arch, torchvision_classifiers())}")
         return torchvision.models.get_model(arch, weights=None, **kwargs)
     if source == "timm":
         try:
@@ -126,10 +135,11 @@ def trace_layers(model: nn.Module, input_size: int) -> tuple[list[LayerInfo], to
             finished[name] = LayerInfo(name, type(mod).__name__, shape)
         handles.append(module.register_forward_hook(hook))
     was_training = model.training
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
         model.eval()
         with torch.no_grad():
-            output = model(torch.zeros(1, 3, input_size, input_size))
+            output = model(torch.zeros(1, 3, input_size, input_size, device=device))
     except Exception as exc:  # a model that cannot take this input: say which size was tried
         raise ConfigError(f"the model does not run on a (1, 3, {input_size}, {input_size}) input "
                           f"({type(exc).__name__}: {str(exc)[:200]}); set input_size") from None

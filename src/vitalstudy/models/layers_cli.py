@@ -20,7 +20,7 @@ def spec_for(name: str, configfiles: list[str] | None) -> ModelSpec:
     """The model's spec: declared by the config files when given, else built in, else a
     torchvision classification model declared with the defaults."""
     from vitalstudy.config import load, validate_declaration
-    from vitalstudy.models.declarations import resolve_declaration
+    from vitalstudy.models.declarations import resolve_declaration, torchvision_classifiers
     from vitalstudy.models.registry import REGISTRY, get_spec, spec_from_declaration
 
     if configfiles:
@@ -28,9 +28,7 @@ def spec_for(name: str, configfiles: list[str] | None) -> ModelSpec:
         return get_spec(name)
     if name in REGISTRY:
         return REGISTRY[name]
-    import torchvision
-
-    if name not in torchvision.models.list_models(module=torchvision.models):
+    if name not in torchvision_classifiers():
         return get_spec(name)  # the unknown-model error, with the nearest names
     return spec_from_declaration(name, resolve_declaration(name, validate_declaration({})))
 

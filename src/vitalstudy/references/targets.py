@@ -1,11 +1,12 @@
 """Target ids (docs/contracts.md): a WordNet id for a class neuron, `<layer>_c<channel>` for an
-inner neuron, `concept-<name>` for a concept direction defined under `targets.concepts`. One
-parser so that every stage reads them the same way."""
+inner neuron, `concept-<name>` for a concept direction defined under `targets.concepts`,
+`accent-<image>-<target>` for a feature accentuation of a class or inner neuron seeded with an image
+(`targets.accentuations`). One parser so that every stage reads them the same way."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.errors import ConfigError
@@ -14,6 +15,7 @@ _NEURON = re.compile(r"^(?P<layer>.+)_c(?P<channel>[0-9]+)$")
 
 
 CONCEPT_PREFIX = "concept-"
+ACCENT_PREFIX = "accent-"
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,21 @@ class Target:
     layer: str | None = None
     channel: int | None = None
     direction_file: str | None = None  # concept: a .npy vector with one value per channel of `layer`
+    seed_image: str | None = None  # accentuation: an image id of the run's index, or an image path
+    base_id: str | None = None  # accentuation: the id of the class or neuron it accentuates
+
+    @property
+    def reference_id(self) -> str:
+        """The target whose stage-1 references serve this one (an accentuation: its class or neuron)."""
+        return self.base_id or self.id
+
+    def base(self) -> "Target":
+        """The class or neuron target itself, without the seed image."""
+        return replace(self, id=self.base_id, seed_image=None, base_id=None) if self.base_id else self
 
     def as_dict(self) -> dict:
+        if self.base_id:
+            return {**self.base().as_dict(), "id": self.id, "accentuates": self.base_id, "seed_image": self.seed_image}
         if self.kind == "class":
             classes = imagenet_classes()
             return {"kind": "class", "id": self.id, "wnid": self.wnid,
@@ -49,8 +64,19 @@ class Target:
         return torch.as_tensor(vector, dtype=torch.float32).flatten()
 
 
-def parse_target(target_id: str, concepts: list[dict] | None = None) -> Target:
-    """`concepts` is the config's `targets.concepts`, needed only for concept ids."""
+def parse_target(target_id: str, concepts: list[dict] | None = None,
+                 accentuations: list[dict] | None = None) -> Target:
+    """`concepts` and `accentuations` are the config's `targets.concepts` and
+    `targets.accentuations`, needed only for those ids."""
+    if target_id.startswith(ACCENT_PREFIX):
+        spec = next((a for a in accentuations or [] if accentuation_id(a) == target_id), None)
+        if spec is None:
+            raise ConfigError(f"target {target_id!r}: no such entry under targets.accentuations")
+        base = parse_target(str(spec["target"]), concepts)
+        if base.kind not in ("class", "neuron"):
+            raise ConfigError(f"targets.accentuations: {target_id!r} accentuates {base.id!r}; only classes and "
+                              f"inner neurons ('<layer>_c<channel>') can be accentuated")
+        return replace(base, id=target_id, seed_image=str(spec["image"]), base_id=base.id)
     if target_id in imagenet_classes():
         return Target("class", target_id, wnid=target_id)
     if target_id.startswith(CONCEPT_PREFIX):
@@ -63,6 +89,18 @@ def parse_target(target_id: str, concepts: list[dict] | None = None) -> Target:
     if match:
         return Target("neuron", target_id, layer=match["layer"], channel=int(match["channel"]))
     raise ConfigError(f"target {target_id!r} is neither a WordNet id, '<layer>_c<channel>' nor 'concept-<name>'")
+
+
+def accentuation_id(entry: dict) -> str:
+    """`accent-<image>-<target>`; `<image>` is the image id, or a path's file stem, made path-safe."""
+    image = str(entry["image"])
+    key = image.rsplit("/", 1)[-1].rsplit(".", 1)[0] if "/" in image or "." in image else image
+    return f"{ACCENT_PREFIX}{re.sub(r'[^A-Za-z0-9_]+', '_', key)}-{entry['target']}"
+
+
+def accentuation_targets(config: dict, model: str) -> list[str]:
+    return list(dict.fromkeys(accentuation_id(a) for a in config["targets"].get("accentuations", [])
+                              if a.get("model") in (None, model)))
 
 
 def neuron_id(layer: str, channel: int) -> str:

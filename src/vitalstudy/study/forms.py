@@ -22,6 +22,7 @@ from pathlib import Path
 from string import ascii_lowercase
 
 from vitalstudy.errors import VitalStudyError
+from vitalstudy.layout import RunLayout
 from vitalstudy.study.assignment import static_salt
 from vitalstudy.study.forms_gas import apps_script, item_title
 from vitalstudy.study.forms_html import render_pages
@@ -40,11 +41,11 @@ CONFIDENCE = {"min": 1, "max": 3, "labels": {"1": "not confident", "3": "very co
 
 
 def fv_path(run_dir: Path, model: str, method: str, target: str, seed: int) -> Path:
-    return run_dir / "02_fv" / model / method / target / f"seed{seed}.png"
+    return RunLayout(run_dir).fv.png(model, method, target, seed)
 
 
 def references_path(run_dir: Path, model: str, target: str) -> Path:
-    return run_dir / "01_references" / model / f"{target}.json"
+    return RunLayout(run_dir).references.json(model, target)
 
 
 def section_order(spec: StudySpec) -> list[Section]:
@@ -53,29 +54,38 @@ def section_order(spec: StudySpec) -> list[Section]:
     return list(spec.sections)
 
 
+def section_fvs(spec: StudySpec, section: Section, target: str) -> list[tuple[str, str, str, int]]:
+    """(model, method, target, seed) of every FV of `target` that the section shows."""
+    seeds = spec.seeds if section.type == "two_afc" else (section.fv_seed,)
+    return [(spec.model, method, target, seed) for method in section.methods for seed in seeds]
+
+
 def required_inputs(spec: StudySpec, run_dir: Path) -> list[tuple[Section, Path]]:
     """Every run file the spec reads, with the section that needs it."""
     needed = []
     for section in spec.sections:
         if section.type == "demographics":
             continue
-        seeds = spec.seeds if section.type == "two_afc" else (section.fv_seed,)
         for target in section.targets:
-            needed += [
-                (section, fv_path(run_dir, spec.model, method, target, seed))
-                for method in section.methods
-                for seed in seeds
-            ]
+            needed += [(section, fv_path(run_dir, *fv)) for fv in section_fvs(spec, section, target)]
             if section.type in ("likert_references", "two_afc"):
                 needed.append((section, references_path(run_dir, spec.model, target)))
         if section.type == "two_afc":
-            needed.append((section, run_dir / "00_index" / "images.csv"))
+            needed.append((section, RunLayout(run_dir).index.images))
     return needed
 
 
 def study_inputs(spec_path: str | Path, run_dir: str | Path) -> list[str]:
     """The run files a study's forms depend on, for the workflow's DAG."""
     return sorted({str(p) for _, p in required_inputs(load_spec(spec_path), Path(run_dir))})
+
+
+def study_fvs(spec_path: str | Path) -> list[tuple[str, str, str, int]]:
+    """(model, method, target, seed) of every FV the study shows: the workflow maps them to the
+    generation jobs that write them."""
+    spec = load_spec(spec_path)
+    return sorted({fv for s in spec.sections if s.type != "demographics" for t in s.targets
+                   for fv in section_fvs(spec, s, t)})
 
 
 class KeyedDraws:

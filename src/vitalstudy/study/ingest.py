@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vitalstudy.config import schema_default
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import StagedOutputs, atomic_path, persistent_secret, sha256_file, write_json
 from vitalstudy.progress import progress
@@ -40,7 +41,6 @@ from vitalstudy.study.exports import (MAX_CELL_CHARS, Cell, InputFile, Problem, 
 from vitalstudy.study.safetext import (CSV_LINE_END, FORMULA_START, csv_cell, normalise_participant_id,
                                       text_problem)
 
-DEFAULT_SALT_ENV = "VITALSTUDY_PARTICIPANT_SALT"
 SALT_FILE = ".participant_salt"
 
 RESPONSES_COLUMNS = ["participant", "question_id", "field", "section_id", "type", "subset", "target",
@@ -375,8 +375,9 @@ def report(outcome: Outcome, neutralised: Counter) -> dict:
 
 
 def ingest(inputs: list[Path], simulated_inputs: list[Path], manifest: Path, codebook: Path, answer_key: Path,
-           out_dir: Path, salt_env: str = DEFAULT_SALT_ENV, provenance: Path | None = None) -> dict:
+           out_dir: Path, salt_env: str | None = None, provenance: Path | None = None) -> dict:
     """Run the whole stage; returns the validation report (also written to `out_dir`)."""
+    salt_env = salt_env or schema_default("study.salt_env")  # the config's study.salt_env
     record = Provenance("05_responses.ingest", {"salt_env": salt_env, "max_cell_chars": MAX_CELL_CHARS,
                                                 "simulated_inputs": [str(p) for p in simulated_inputs]})
     design = load_design(manifest, codebook, answer_key)

@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+from vitalstudy.config import schema_default
 from vitalstudy.errors import ConfigError
 
 
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ingest.add_argument("--simulated", type=Path, nargs="*", default=[],
                         help="simulated exports; their rows are marked simulated")
     ingest.add_argument("--out", type=Path, required=True, help="output folder, results/<run>/05_responses/<study>")
-    ingest.add_argument("--salt-env", default="VITALSTUDY_PARTICIPANT_SALT",
+    ingest.add_argument("--salt-env", default=schema_default("study.salt_env"),
                         help="environment variable holding the pseudonymisation salt (config study.salt_env)")
     ingest.add_argument("--provenance", type=Path, default=None, help="default: OUT/_provenance/ingest.json")
 

@@ -226,7 +226,8 @@ class StudyServer(ThreadingHTTPServer):
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.open_since: dict[socket.socket, float] = {}
         self.open_lock = threading.Lock()
-        threading.Thread(target=self._reap, daemon=True).start()
+        self.closing = threading.Event()
+        threading.Thread(target=self._reap, name="reaper", daemon=True).start()
 
     def process_request(self, request, client_address):
         if not self.slots.acquire(blocking=False):
@@ -260,8 +261,7 @@ class StudyServer(ThreadingHTTPServer):
     def _reap(self) -> None:
         """Cut connections open longer than `connection_deadline` (a client trickling bytes would
         otherwise hold a thread for ever, however short the per-read timeout)."""
-        while True:
-            time.sleep(min(1.0, self.connection_deadline / 4))
+        while not self.closing.wait(min(1.0, self.connection_deadline / 4)):
             now = time.monotonic()
             with self.open_lock:
                 stale = [r for r, since in self.open_since.items() if now - since > self.connection_deadline]
@@ -278,6 +278,7 @@ class StudyServer(ThreadingHTTPServer):
                  f"{printable_log(str(exc))}")
 
     def server_close(self) -> None:
+        self.closing.set()
         super().server_close()
         self.store.close()
         if self.assigner:
@@ -327,6 +328,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(400, "empty request line")
             return False
         if not super().parse_request():
+            if not self._responded:  # e.g. a line of only \x1c-\x1f, which str.split() drops
+                self.send_error(400, "bad request line")
             return False
         if len(self.requestline.split()) == 2:  # `GET /` with no version (HTTP/0.9)
             self.send_error(400, "HTTP/0.9 requests are not supported")
@@ -348,9 +351,16 @@ class Handler(BaseHTTPRequestHandler):
         self._log(f"{getattr(code, 'value', code)}{self._note}")
 
     def log_error(self, format, *args):  # noqa: A002 - signature of the base class
-        """Errors are logged with their response by log_request; a timeout without one is logged once."""
-        if not self._responded:
-            self._log(printable_log(format % args))
+        """Errors are logged with their response by log_request. A client that stalled mid-request
+        (http.server only logs that) is answered 408, logged once with it."""
+        if self._responded:
+            return
+        if format.startswith("Request timed out"):
+            try:
+                return self.send_error(408, "request timed out")
+            except OSError:
+                pass
+        self._log(printable_log(format % args))
 
     def log_message(self, format, *args):  # noqa: A002
         self._log(printable_log(format % args))

@@ -1,0 +1,1 @@
+"""The fooling-circuit test: which feature-visualization methods a manipulated model can trick."""

@@ -1,0 +1,144 @@
+"""The workflow's planning (vitalstudy.workflow), tested without Snakemake on the shipped configs,
+and the rule files checked to only declare."""
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace as Wildcards
+
+import pytest
+import yaml
+
+from vitalstudy.config import validate
+from vitalstudy.fv.registry import get_method
+from vitalstudy.models import get_spec
+from vitalstudy.workflow import PlanError, WorkflowPlan
+
+REPO = Path(__file__).resolve().parents[2]
+RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk")) + [REPO / "Snakefile"]
+# Python that is logic rather than declaration: definitions, loops, comprehensions.
+LOGIC = re.compile(r"^\s*(def|class|for|while)\b|\bfor\s+\w[\w, ]*\s+in\b|\blambda\b")
+
+
+def plan_of(name: str, **overrides) -> WorkflowPlan:
+    config = yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())
+    config.update(overrides)
+    return WorkflowPlan(validate(config, check_paths=False), cores=2, spec_root=REPO / "study")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return plan_of("config")
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return plan_of("paper")
+
+
+def test_rule_files_only_declare():
+    """No def, loop or comprehension in a rule file; common.smk alone may hold a lambda (Snakemake's
+    checkpoint lookup, handed to the plan)."""
+    found = []
+    for path in RULE_FILES:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = re.sub(r'"[^"]*"|\'[^\']*\'|#.*', "", line)  # strings and comments are not logic
+            if LOGIC.search(code) and not (path.name == "common.smk" and "lambda" in code and "for" not in code):
+                found.append(f"{path.name}:{number}: {line.strip()}")
+    assert not found, "logic in rule files (move it to vitalstudy.workflow):\n" + "\n".join(found)
+
+
+def test_demo_jobs_serve_the_kinds_each_method_serves(demo):
+    classes = demo.config["targets"]["classes"]
+    by_method = {}
+    for job in demo.generation_jobs:
+        by_method.setdefault(job.method, []).extend(job.targets)
+        assert len(job.targets) <= demo.config["generate"]["targets_per_job"]
+        assert job.record == f"results/demo/02_fv/{job.model}/{job.method}/_jobs/seed{job.seed}-b{job.batch}.json"
+    assert list(by_method) == ["vital", "fourier", "maco", "deepinversion"]
+    assert all(targets == classes for targets in by_method.values())  # the demo has class targets only
+    assert demo.model_threads == 2 and demo.gpu == 0
+
+
+def test_fv_records_are_looked_up_and_missing_ones_named(demo):
+    job = demo.generation_jobs[0]
+    fvs = [(job.model, job.method, t, job.seed) for t in job.targets]
+    assert demo.fv_records(fvs, "test") == [job.record]
+    with pytest.raises(PlanError, match="figure needs efficientnet_lite0/vital/n01440764 seed 7, which no generation"):
+        demo.fv_records([("efficientnet_lite0", "vital", "n01440764", 7)], "figure")
+
+
+def test_job_inputs_settings_and_outputs(demo):
+    wc = Wildcards(model="efficientnet_lite0", method="vital", seed="0", batch="000")
+    targets = demo.job_targets(wc)
+    assert demo.generation_inputs(wc) == [f"results/demo/01_references/efficientnet_lite0/{t}.json" for t in targets]
+    maco = Wildcards(model="efficientnet_lite0", method="maco", seed="0", batch="000")
+    assert demo.generation_inputs(maco) == ["results/demo/02_fv/_assets/maco_spectrum_224.npz"]
+    assert demo.generation_inputs(Wildcards(**{**vars(maco), "method": "fourier"})) == []
+    settings = json.loads(demo.generation_config(maco))["generate"]
+    assert set(settings) == {"batch_size", "checkpoint_every", "mixed_precision", "maco"}
+    outputs = demo.all_outputs()
+    assert len(outputs) == len(set(outputs))
+    assert "results/demo/03_metrics/tables/table1.csv" in outputs
+    assert "results/demo/06_figures/efficientnet_lite0/circuits.png" in outputs
+    assert "results/demo/05_responses/demo/text_similarity.csv" in outputs
+    assert set(demo.generation_outputs()) <= set(outputs)
+
+
+def test_metrics_and_study_inputs_are_job_records(demo):
+    records = demo.metrics_fv_records(Wildcards(model="efficientnet_lite0"))
+    assert records == sorted(j.record for j in demo.generation_jobs)
+    files = demo.study_files(Wildcards(study="demo"))
+    assert any(f.endswith("_jobs/seed0-b000.json") for f in files)
+    assert not any(f.endswith(".png") for f in files)  # the FVs themselves are replaced by their jobs
+    assert "results/demo/00_index/images.csv" in files or any("01_references" in f for f in files)
+
+
+def test_circuits_read_the_checkpoint(demo, tmp_path):
+    circuit = tmp_path / "c.json"
+    circuit.write_text(json.dumps({"channels": [{"target": "head_c7"}, {"target": "head_c9"}]}))
+    plan = WorkflowPlan(demo.config, circuit_file=lambda model, wnid: circuit, spec_root=REPO / "study")
+    assert {j.method for j in plan.circuit_jobs} == {"vital", "fourier", "maco"}  # the neuron-serving ones
+    wc = Wildcards(model="efficientnet_lite0", method="vital", seed="0", wnid="n07920052")
+    assert plan.circuit_job_targets_arg(wc) == "head_c7 head_c9"
+    assert plan.circuit_generation_inputs(wc)[0].endswith("01_references/efficientnet_lite0/head_c7.json")
+    assert plan.circuit_methods_arg(wc) == "vital fourier maco"
+
+
+def test_sample_plan_gives_inner_neurons_to_the_methods_that_serve_them():
+    sample = plan_of("sample")
+    classes = sample.config["targets"]["classes"]
+    by_method = {}
+    for job in sample.generation_jobs:
+        by_method.setdefault(job.method, []).extend(job.targets)
+    neurons = [t for t in by_method["vital"] if t not in classes]
+    assert neurons and by_method["fourier"] == by_method["maco"] == classes + neurons
+    assert by_method["deepinversion"] == classes  # class logits only
+    assert Counter(j.method for j in sample.generation_jobs)["vital"] == 2  # 20 classes + 3 neurons, 16 per job
+
+
+def test_paper_plan_skips_what_a_model_cannot_run(paper, capsys):
+    WorkflowPlan(paper.config, spec_root=REPO / "study")
+    notes = capsys.readouterr().err
+    for model in paper.models:
+        spec = get_spec(model)
+        methods = {j.method for j in paper.generation_jobs if j.model == model}
+        for method in paper.config["generate"]["methods"]:
+            reason = get_method(method).unavailable_on(spec)
+            assert (method in methods) == (reason is None), (model, method)
+            if reason:
+                assert f"note: {method} skipped for {model}: {reason}" in notes
+    seen = Counter((j.model, j.method, j.seed, t) for j in paper.generation_jobs for t in j.targets)
+    assert set(seen.values()) == {1}  # every FV has exactly one writer
+    assert len(paper.figures_outputs()) == len(set(paper.figures_outputs()))
+
+
+def test_responses_options_come_from_the_config(demo):
+    study = Wildcards(study="demo")
+    assert demo.held_out_options(study) == "--held-out-model efficientnet_lite2"
+    assert demo.simulated_export(study) == ["results/demo/05_responses/demo/simulated/google_forms_export.csv"]
+    assert demo.encoder_handle_option(study) == ""
+    config = {**demo.config, "models": {**demo.config["models"], "weights": {"efficientnet_lite2": "/w dir/l2.pth"}}}
+    plan = WorkflowPlan(config, spec_root=REPO / "study")
+    assert plan.held_out_options(study) == "--held-out-model efficientnet_lite2 --held-out-weights '/w dir/l2.pth'"
