@@ -137,7 +137,7 @@ register(MethodSpec("fourier", "vitalstudy.fv.fourier:FourierMethod", display="F
                     marker="h", palette_index=2, target_kinds=("class", "neuron")))
 # Lucid/Lucent's own Fourier recipe: a named variant, not the paper's Fourier baseline (PAPER_NOTES §2).
 register(MethodSpec("fourier_lucid", "vitalstudy.fv.fourier:LucidFourierMethod", display="Fourier (Lucid)",
-                    title="Fourier (Lucid recipe)", marker="p", palette_index=7, target_kinds=("class", "neuron"),
+                    title="Fourier (Lucid recipe)", marker="p", palette_index=8, target_kinds=("class", "neuron"),
                     section="fourier_lucid"))
 # DeepInversion inverts classes only; concept directions are VITAL's (App. B.3).
 register(MethodSpec("deepinversion", "vitalstudy.fv.deepinversion:DeepInversionMethod", display="DeepInv",
