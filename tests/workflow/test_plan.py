@@ -60,7 +60,7 @@ def test_demo_jobs_serve_the_kinds_each_method_serves(demo):
     neurons = [f"head_c{c}" for c in demo.config["targets"]["neurons"][0]["channels"]]
     assert by_method.pop("deepinversion") == classes  # DeepInversion serves class targets only
     assert all(targets == classes + neurons for targets in by_method.values())  # the others also Table 3's neurons
-    assert demo.model_threads == 2 and demo.gpu == 0
+    assert demo.model_threads == 2 and demo.gpu == 1  # device auto: model jobs declare a GPU (from the config)
 
 
 def test_fv_records_are_looked_up_and_missing_ones_named(demo):
