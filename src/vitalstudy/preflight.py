@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import importlib.util
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +212,16 @@ def report(missing: list[Missing]) -> str:
     head = (f"preflight: {len(fatal)} missing asset(s) would stop the workflow"
             + (f", {len(missing) - len(fatal)} more would leave rows unavailable" if len(missing) > len(fatal) else ""))
     return "\n".join([head + ":", *(m.line() for m in missing)])
+
+
+def stop_if_missing(config: dict) -> None:
+    """The workflow's check before it builds the DAG: exit with the list when anything fatal is
+    missing, else print what is optional and missing (nothing when all is present)."""
+    missing = check(config)
+    if any(item.fatal for item in missing):
+        raise SystemExit(report(missing))
+    if missing:
+        print(report(missing), file=sys.stderr)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -58,7 +58,7 @@ def test_demo_jobs_serve_the_kinds_each_method_serves(demo):
         assert job.record == f"results/demo/02_fv/{job.model}/{job.method}/_jobs/seed{job.seed}-b{job.batch}.json"
     assert list(by_method) == ["vital", "fourier", "maco", "deepinversion"]
     assert all(targets == classes for targets in by_method.values())  # the demo has class targets only
-    assert demo.model_threads == 2 and demo.gpu == 0
+    assert demo.model_threads == 2 and demo.gpu == 1  # device auto: model jobs declare a GPU (from the config)
 
 
 def test_fv_records_are_looked_up_and_missing_ones_named(demo):

@@ -17,11 +17,11 @@ rule generate_accentuation:
         targets=PLAN.accentuation_targets_arg,
     threads: PLAN.model_threads
     resources:
-        gpu=PLAN.gpu,
+        **PLAN.model_resources,
     log:
         PATHS.log("generate", "{model}", "{method}", "seed{seed}-accentuations"),
     shell:
-        "vitalstudy generate --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
+        "{VITALSTUDY} --gpus {resources.gpu} generate --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
         "--method {wildcards.method} --seed {wildcards.seed} --targets {params.targets} --marker {output:q} > {log:q} 2>&1"
 
 
@@ -39,10 +39,12 @@ rule accentuation_metrics:
         methods=PLAN.accentuation_methods_arg(),
         seeds=PLAN.seeds_arg(),
     threads: PLAN.model_threads
+    resources:
+        **PLAN.model_resources,
     log:
         PATHS.log("accentuation_metrics", "{model}"),
     shell:
-        "vitalstudy accentuations --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
+        "{VITALSTUDY} --gpus {resources.gpu} accentuations --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
         "--methods {params.methods} --seeds {params.seeds} --metrics {output.metrics:q} --figure {output.figure:q} "
         "> {log:q} 2>&1"
 
@@ -55,7 +57,9 @@ rule fooling:
     params:
         cfg=PLAN.fooling_config(),
     threads: PLAN.model_threads
+    resources:
+        **PLAN.model_resources,
     log:
         PATHS.log("fooling", "{model}"),
     shell:
-        "vitalstudy fooling --stage-config {params.cfg:q} --out $(dirname {output.figure:q}) > {log:q} 2>&1"
+        "{VITALSTUDY} --gpus {resources.gpu} fooling --stage-config {params.cfg:q} --out $(dirname {output.figure:q}) > {log:q} 2>&1"

@@ -6,22 +6,26 @@ import sys
 
 from vitalstudy.config import validate
 from vitalstudy.errors import ConfigError
-from vitalstudy.workflow import WorkflowPlan, gpu_available
+from vitalstudy.preflight import stop_if_missing
+from vitalstudy.workflow import WorkflowPlan, global_resource
 
 if not config:
     sys.exit("config error: no config given; use --configfile config/config.yaml (the offline demo) "
              "or --profile workflow/profiles/default, which selects it")
+_DRY_RUN = bool(workflow.output_settings and workflow.output_settings.dryrun)
 try:
-    config = validate(config, check_paths=not (workflow.output_settings and workflow.output_settings.dryrun))
+    config = validate(config, check_paths=not _DRY_RUN)
 except ConfigError as _error:
     sys.exit(f"config error: {_error}")
+if workflow.is_main_process and not _DRY_RUN:  # every asset the DAG reads, before any job starts
+    stop_if_missing(config)
 
-USE_GPU = gpu_available(config)  # GPU jobs then declare `gpu` resources
-# Jobs that run a model: on CPU one such job takes every core (Snakemake caps a job's torch threads
-# at its `threads`), on a GPU one core is enough.
-PLAN = WorkflowPlan(config, cores=workflow.cores, use_gpu=USE_GPU, report=report,
+# Jobs that run a model declare `gpu` (from the config's device) and share the cores among the GPUs.
+PLAN = WorkflowPlan(config, report=report, cores=global_resource(workflow, "_cores"),
+                    gpus=global_resource(workflow, "gpu"),
                     circuit_file=lambda model, wnid: checkpoints.circuits.get(model=model, wnid=wnid).output[0])
 RUN = PLAN.run
+VITALSTUDY = PLAN.cli  # the rules' command: this interpreter's vitalstudy
 PATHS = PLAN.layout
 
 

@@ -21,10 +21,12 @@ rule figure_likert:
     params:
         cfg=PLAN.stage_config("figures"),
         prefix=PLAN.figure_prefix("{study}", "{section}"),
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("figures", "{study}", "{section}"),
     shell:
-        "vitalstudy figures likert " + STUDY_ARGS + " --section {wildcards.section:q} --out {params.prefix:q} > {log:q} 2>&1"
+        "{VITALSTUDY} figures likert " + STUDY_ARGS + " --section {wildcards.section:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
 rule figure_free_label:
@@ -36,10 +38,12 @@ rule figure_free_label:
     params:
         cfg=PLAN.stage_config("figures"),
         prefix=PLAN.figure_prefix("{study}", "free_label"),
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("figures", "{study}", "free_label"),
     shell:
-        "vitalstudy figures similarity " + STUDY_ARGS + " --scores {input.scores:q} --out {params.prefix:q} > {log:q} 2>&1"
+        "{VITALSTUDY} figures similarity " + STUDY_ARGS + " --scores {input.scores:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
 rule figure_two_afc:
@@ -50,10 +54,12 @@ rule figure_two_afc:
     params:
         cfg=PLAN.stage_config("figures"),
         prefix=PLAN.figure_prefix("{study}", "two_afc"),
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("figures", "{study}", "two_afc"),
     shell:
-        "vitalstudy figures two-afc " + STUDY_ARGS + " --out {params.prefix:q} > {log:q} 2>&1"
+        "{VITALSTUDY} figures two-afc " + STUDY_ARGS + " --out {params.prefix:q} > {log:q} 2>&1"
 
 
 rule figure_demographics:
@@ -64,10 +70,12 @@ rule figure_demographics:
     params:
         cfg=PLAN.stage_config("figures"),
         prefix=PLAN.figure_prefix("{study}", "demographics"),
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("figures", "{study}", "demographics"),
     shell:
-        "vitalstudy figures demographics " + STUDY_ARGS + " --out {params.prefix:q} > {log:q} 2>&1"
+        "{VITALSTUDY} figures demographics " + STUDY_ARGS + " --out {params.prefix:q} > {log:q} 2>&1"
 
 
 rule figure_tsne:
@@ -78,10 +86,12 @@ rule figure_tsne:
     params:
         cfg=PLAN.stage_config("figures"),
         prefix=PLAN.figure_prefix("{model}", "tsne"),
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("figures", "{model}", "tsne"),
     shell:
-        "vitalstudy figures tsne --stage-config {params.cfg:q} --coordinates {input.coordinates:q} "
+        "{VITALSTUDY} figures tsne --stage-config {params.cfg:q} --coordinates {input.coordinates:q} "
         "--model {wildcards.model} --out {params.prefix:q} > {log:q} 2>&1"
 
 
@@ -99,10 +109,12 @@ rule figure_grid:
         methods=" ".join(PLAN.grid_methods),
         seed=PLAN.grid_seed,
         targets=PLAN.grid_targets_arg,
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("figures", "{model}", "grid_{kind}"),
     shell:
-        "vitalstudy figures grid --stage-config {params.cfg:q} --fv-root {params.fv_root:q} --model {wildcards.model} "
+        "{VITALSTUDY} figures grid --stage-config {params.cfg:q} --fv-root {params.fv_root:q} --model {wildcards.model} "
         "--methods {params.methods} --seed {params.seed} --targets {params.targets} --out {params.prefix:q} > {log:q} 2>&1"
 
 
@@ -118,8 +130,10 @@ rule figure_circuits:
         prefix=PLAN.figure_prefix("{model}", "circuits"),
         methods=PLAN.circuit_methods_arg,
         seed=PLAN.grid_seed,
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("figures", "{model}", "circuits"),
     shell:
-        "vitalstudy figures circuits --stage-config {params.cfg:q} --fv-root {params.fv_root:q} --model {wildcards.model} "
+        "{VITALSTUDY} figures circuits --stage-config {params.cfg:q} --fv-root {params.fv_root:q} --model {wildcards.model} "
         "--methods {params.methods} --seed {params.seed} --circuits {input.circuits:q} --out {params.prefix:q} > {log:q} 2>&1"

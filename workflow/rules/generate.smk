@@ -16,10 +16,12 @@ rule maco_spectrum:
     params:
         images=config["generate"]["maco"]["spectrum_images"],
         seed=config["seed"],
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("maco_spectrum_{size}"),
     shell:
-        "vitalstudy maco-spectrum --index {input.index:q} --size {wildcards.size} --count {params.images} "
+        "{VITALSTUDY} maco-spectrum --index {input.index:q} --size {wildcards.size} --count {params.images} "
         "--seed {params.seed} --out {output.spectrum:q} --provenance {output.provenance:q} > {log:q} 2>&1"
 
 
@@ -37,11 +39,11 @@ rule generate:
         targets=PLAN.job_targets_arg,
     threads: PLAN.model_threads
     resources:
-        gpu=PLAN.gpu,
+        **PLAN.model_resources,
     log:
         PATHS.log("generate", "{model}", "{method}", "seed{seed}-b{batch}"),
     shell:
-        "vitalstudy generate --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
+        "{VITALSTUDY} --gpus {resources.gpu} generate --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
         "--method {wildcards.method} --seed {wildcards.seed} --targets {params.targets} --marker {output:q} > {log:q} 2>&1"
 
 
@@ -60,9 +62,9 @@ rule generate_circuit:
         targets=PLAN.circuit_job_targets_arg,
     threads: PLAN.model_threads
     resources:
-        gpu=PLAN.gpu,
+        **PLAN.model_resources,
     log:
         PATHS.log("generate", "{model}", "{method}", "seed{seed}-circuit-{wnid}"),
     shell:
-        "vitalstudy generate --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
+        "{VITALSTUDY} --gpus {resources.gpu} generate --stage-config {params.cfg:q} --run-dir {params.run_dir:q} --model {wildcards.model} "
         "--method {wildcards.method} --seed {wildcards.seed} --targets {params.targets} --marker {output:q} > {log:q} 2>&1"

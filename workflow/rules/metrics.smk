@@ -18,11 +18,11 @@ rule metrics_measure:
         out_dir=str(PATHS.metrics.model_dir("{model}")),
     threads: PLAN.model_threads
     resources:
-        gpu=PLAN.gpu,  # the models run on the GPU when there is one
+        **PLAN.model_resources,
     log:
         PATHS.log("metrics", "{model}"),
     shell:
-        "vitalstudy metrics measure --stage-config {params.cfg:q} --model {wildcards.model} "
+        "{VITALSTUDY} --gpus {resources.gpu} metrics measure --stage-config {params.cfg:q} --model {wildcards.model} "
         "--index {input.index:q} --fv-root {params.fv_root:q} --references-dir {params.references:q} "
         "--out-dir {params.out_dir:q} --provenance {output.provenance:q} > {log:q} 2>&1"
 
@@ -35,8 +35,10 @@ rule metrics_tables:
     params:
         cfg=PLAN.metrics_config(),
         out_dir=str(PATHS.metrics.tables_dir),
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("metrics", "tables"),
     shell:
-        "vitalstudy metrics tables --stage-config {params.cfg:q} --inputs {input:q} --out-long {output.long:q} "
+        "{VITALSTUDY} metrics tables --stage-config {params.cfg:q} --inputs {input:q} --out-long {output.long:q} "
         "--out-dir {params.out_dir:q} --provenance {output.provenance:q} > {log:q} 2>&1"

@@ -9,10 +9,12 @@ rule index_images:
     params:
         images=PLAN.stage_section("images"),
         seed=config["seed"],
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("index_images"),
     shell:
-        "vitalstudy index --images {params.images:q} --seed {params.seed} --out {output.index:q} "
+        "{VITALSTUDY} index --images {params.images:q} --seed {params.seed} --out {output.index:q} "
         "--skipped {output.skipped:q} --provenance {output.provenance:q} > {log:q} 2>&1"
 
 
@@ -24,10 +26,12 @@ rule score_patches:
     params:
         cfg=PLAN.stage_config("references", "models"),
     threads: PLAN.model_threads
+    resources:
+        **PLAN.model_resources,
     log:
         PATHS.log("score_patches", "{model}", "{layer}"),
     shell:
-        "vitalstudy references score-patches --stage-config {params.cfg:q} --index {input.index:q} "
+        "{VITALSTUDY} --gpus {resources.gpu} references score-patches --stage-config {params.cfg:q} --index {input.index:q} "
         "--model {wildcards.model} --layer {wildcards.layer:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -44,12 +48,14 @@ rule select_references:
     params:
         cfg=PLAN.stage_config("references", "models"),
         patch_scores=PLAN.patch_scores_option,
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("select_references", "{model}", "{target}"),
     group:
         "references"
     shell:
-        "vitalstudy references select --stage-config {params.cfg:q} --index {input.index:q} "
+        "{VITALSTUDY} references select --stage-config {params.cfg:q} --index {input.index:q} "
         "--model {wildcards.model} --target {wildcards.target:q} {params.patch_scores} "
         "--out-json {output.json:q} --out-png {output.montage:q} --provenance {output.provenance:q} > {log:q} 2>&1"
 
@@ -65,8 +71,10 @@ checkpoint circuits:
     params:
         cfg=PLAN.stage_config("references", "models"),
     threads: PLAN.model_threads
+    resources:
+        **PLAN.model_resources,
     log:
         PATHS.log("circuits", "{model}", "{wnid}"),
     shell:
-        "vitalstudy references circuits --stage-config {params.cfg:q} --model {wildcards.model} "
+        "{VITALSTUDY} --gpus {resources.gpu} references circuits --stage-config {params.cfg:q} --model {wildcards.model} "
         "--references {input.references:q} --out {output:q} > {log:q} 2>&1"

@@ -17,10 +17,12 @@ rule simulate_responses:
         participants=config["study"]["simulate"]["participants"],
         seed=config["study"]["simulate"]["seed"],
         held_out=PLAN.held_out_options,
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("simulate_responses", "{study}"),
     shell:
-        "vitalstudy responses simulate --manifest {input.manifest:q} --answer-key {input.answer_key:q} "
+        "{VITALSTUDY} responses simulate --manifest {input.manifest:q} --answer-key {input.answer_key:q} "
         "--participants {params.participants} --seed {params.seed} {params.held_out} "
         "--out {output.export:q} --judgements-out {output.judgements:q} --provenance {output.provenance:q} "
         "> {log:q} 2>&1"
@@ -42,10 +44,12 @@ rule ingest_responses:
     params:
         out=str(PATHS.responses.study_dir("{study}")),
         salt_env=config["study"]["salt_env"],
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("ingest_responses", "{study}"),
     shell:
-        "vitalstudy responses ingest --manifest {input.manifest:q} --codebook {input.codebook:q} "
+        "{VITALSTUDY} responses ingest --manifest {input.manifest:q} --codebook {input.codebook:q} "
         "--answer-key {input.answer_key:q} --inputs {input.raw:q} --simulated {input.simulated:q} "
         "--out {params.out:q} --salt-env {params.salt_env:q} --provenance {output.provenance:q} > {log:q} 2>&1"
 
@@ -61,9 +65,11 @@ rule score_responses:
         backend=config["study"]["text_encoder"]["backend"],
         handle=PLAN.encoder_handle_option,
         cache=str(PATHS.responses.embeddings_cache),
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("score_responses", "{study}"),
     shell:
-        "vitalstudy responses score --responses {input.responses:q} --answer-key {input.answer_key:q} "
+        "{VITALSTUDY} responses score --responses {input.responses:q} --answer-key {input.answer_key:q} "
         "--backend {params.backend} {params.handle} --cache {params.cache:q} --out {output.scores:q} "
         "--provenance {output.provenance:q} > {log:q} 2>&1"

@@ -16,8 +16,10 @@ rule study_forms:
         weights=PLAN.model_weights(),
         run=RUN,
         out=str(PATHS.study.study_dir("{study}")),
+    resources:
+        **PLAN.cpu_resources,
     log:
         PATHS.log("study_forms", "{study}"),
     shell:
-        "vitalstudy forms --spec {input.spec:q} --run {params.run:q} --out {params.out:q} "
+        "{VITALSTUDY} forms --spec {input.spec:q} --run {params.run:q} --out {params.out:q} "
         "--model-weights {params.weights:q} > {log:q} 2>&1"

@@ -10,6 +10,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", nargs="+", help="config file(s), merged in order")
     source.add_argument("--stage-config", help="the resolved config as JSON (the workflow passes it)")
+    source.add_argument("--merge", nargs="+", help="output folders of runs of the same test with other "
+                                                   "fooling.methods: combine their measures into --out")
     parser.add_argument("--out", required=True, help="output folder, e.g. results/<run>/fooling/<model>")
 
 
@@ -21,6 +23,12 @@ def run(args: argparse.Namespace) -> int:
 
     import json
 
+    if args.merge:
+        from vitalstudy.fooling.experiment import merge
+
+        merge([Path(d) for d in args.merge], Path(args.out))
+        draw(Path(args.out))
+        return 0
     cfg = config_module.load(args.config) if args.config else config_module.validate(json.loads(args.stage_config))
     out = Path(args.out)
     prov = Provenance("fooling", {"fooling": cfg["fooling"], "generate": cfg["generate"]}, seed=cfg["seed"],

@@ -34,7 +34,8 @@ from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.settings import method_config
-from vitalstudy.io import save_png, sha256_file, write_json
+from vitalstudy.errors import VitalStudyError
+from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models.features import capture_outputs, capture_pre_activation, channel_means
 from vitalstudy.models.registry import ModelSpec
 from vitalstudy.references.select import apply_view, original_view, select_class_references
@@ -274,3 +275,19 @@ def summarise(measures: pd.DataFrame) -> pd.DataFrame:
             row["difference_mean"], row["difference_low"], row["difference_high"] = t_interval(diff)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def merge(parts: list[Path], out_dir: Path) -> None:
+    """Combine runs of the same test (same natural passes and thresholds) that ran different methods."""
+    reports = [read_json(p / "fooling.json") for p in parts]
+    if any(r["natural_images"] != reports[0]["natural_images"] or r["seeds"] != reports[0]["seeds"]
+           for r in reports):
+        raise VitalStudyError("fooling --merge: the parts differ in their natural-image pass or seeds")
+    measures = pd.concat([pd.read_csv(p / "measures.csv") for p in parts], ignore_index=True)
+    if measures.duplicated(["unit", "method", "variant", "seed"]).any():
+        raise VitalStudyError("fooling --merge: a method appears in more than one part")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    measures.to_csv(out_dir / "measures.csv", index=False)
+    summarise(measures).to_csv(out_dir / "summary.csv", index=False)
+    write_json(out_dir / "fooling.json", {**reports[0], "methods": list(dict.fromkeys(measures.method)),
+                                          "merged_from": [str(p) for p in parts]})

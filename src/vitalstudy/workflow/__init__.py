@@ -1,6 +1,6 @@
 """The workflow's planning: what the Snakemake rules (workflow/rules/*.smk) declare, computed here
 so that it can be imported and unit-tested (`WorkflowPlan`)."""
 
-from vitalstudy.workflow.plan import CircuitJob, GenerationJob, PlanError, WorkflowPlan, gpu_available
+from vitalstudy.workflow.plan import CircuitJob, GenerationJob, PlanError, WorkflowPlan, global_resource, model_job_gpus
 
-__all__ = ["CircuitJob", "GenerationJob", "PlanError", "WorkflowPlan", "gpu_available"]
+__all__ = ["CircuitJob", "GenerationJob", "PlanError", "WorkflowPlan", "global_resource", "model_job_gpus"]

@@ -58,13 +58,32 @@ class CircuitJob:
     record: str
 
 
-def gpu_available(config: dict) -> bool:
-    """GPU jobs then declare `gpu` resources (torch is imported only when the config allows a GPU)."""
-    if config.get("device", "auto") == "cpu":
-        return False
-    import torch
+def model_job_gpus(config: dict) -> int:
+    """GPUs a job that runs a model declares: from the config (`device`, `cluster.gpus_per_job`),
+    never from whether the host that builds the DAG has one (a cluster's login node has none)."""
+    return 0 if config.get("device", "auto") == "cpu" else int(config["cluster"]["gpus_per_job"])
 
-    return torch.cuda.is_available()
+
+def model_job_threads(gpus_per_job: int, cores: int | None, gpus_available: int | None) -> int:
+    """A model job on the CPU takes every core; with GPUs the cores are shared by the model jobs
+    that run at once (`--resources gpu=N` / gpus_per_job of them)."""
+    cores = cores or 1
+    if not gpus_per_job or not gpus_available:
+        return cores
+    return max(1, cores // max(1, gpus_available // gpus_per_job))
+
+
+def global_resource(workflow, name: str):
+    """A global resource as given to Snakemake (--cores, --resources gpu=N), None when not given
+    (reading `workflow.cores` instead fails without --cores, e.g. for `snakemake --report`)."""
+    value = workflow.global_resources.get(name)
+    return getattr(value, "value", value)
+
+
+def cli_command() -> str:
+    """How a rule calls the CLI: through the interpreter that runs Snakemake, so that the
+    virtualenv need not be on PATH (also inside a cluster job)."""
+    return f"{shlex.quote(sys.executable)} -m vitalstudy"
 
 
 def _unique(items) -> list:
@@ -78,19 +97,25 @@ def _note(text: str) -> None:
 class WorkflowPlan:
     """The plan of one run (see the module docstring).
 
-    `cores`, `use_gpu`: the machine (jobs that run a model take every core on CPU, one with a GPU);
+    `cores`, `gpus`: Snakemake's cores and `gpu` resource (model jobs share the cores among the GPUs);
     `report`: Snakemake's `report` flag (identity outside Snakemake); `circuit_file(model, wnid)`:
     the circuits checkpoint's output once it ran (Snakemake's `checkpoints.circuits.get`).
     """
 
-    def __init__(self, config: dict, cores: int = 1, use_gpu: bool = False, report=None, circuit_file=None,
+    def __init__(self, config: dict, cores: int | None = 1, gpus: int | None = None, report=None, circuit_file=None,
                  spec_root: str | Path = "study"):
         self.config = config
         self.run = str(run_root(config))
         self.layout = RunLayout(self.run)
         self.models = list(config["models"]["targets"])
-        self.model_threads = 1 if use_gpu else cores
-        self.gpu = 1 if use_gpu else 0
+        self.gpu = model_job_gpus(config)
+        self.model_threads = model_job_threads(self.gpu, cores, gpus)
+        cluster = config["cluster"]
+        # Resources of the two kinds of job; slurm_partition is read by the SLURM executor only.
+        self.model_resources = {"gpu": self.gpu,
+                                "slurm_partition": cluster["gpu_partition" if self.gpu else "cpu_partition"]}
+        self.cpu_resources = {"slurm_partition": cluster["cpu_partition"]}
+        self.cli = cli_command()
         self.study_ids = list(config["study"]["studies"])
         self.spec_root = Path(spec_root)
         self._report = report or (lambda path, **_: path)
@@ -485,4 +510,4 @@ class WorkflowPlan:
                 + self.study_forms_outputs() + self.responses_outputs() + self.figures_outputs())
 
 
-__all__ = ["CircuitJob", "GenerationJob", "PlanError", "WorkflowPlan", "gpu_available"]
+__all__ = ["CircuitJob", "GenerationJob", "PlanError", "WorkflowPlan", "global_resource", "model_job_gpus"]
