@@ -22,7 +22,7 @@ def test_facts_the_rest_of_the_project_reads():
     assert get_method("vital_lrp").section == "vital" and get_method("maco").section == "maco"
     assert get_method("vital_accentuation").extends == "vital"  # VITAL's settings, then its own section
     assert [m for m in METHODS if get_method(m).serves("accentuation")] == ["accentuation", "vital_accentuation"]
-    assert [m for m in METHODS if get_method(m).serves("neuron")] == ["vital", "vital_lrp", "maco", "fourier"]
+    assert [m for m in METHODS if get_method(m).serves("neuron")] == ["vital", "vital_lrp", "maco", "fourier", "fourier_lucid"]
     assert len({m.palette_index for m in METHODS.values()}) == len({m.marker for m in METHODS.values()}) == len(METHODS)
 
 

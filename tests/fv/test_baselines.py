@@ -19,7 +19,8 @@ from vitalstudy.references.targets import parse_target
 CPU = torch.device("cpu")
 FEW = {"steps": 3, "lr": 0.05}
 CONFIGS = {  # the schema's defaults, fewer steps
-    "fourier": default_method_config("fourier", **FEW),
+    "fourier": default_method_config("fourier", **{**FEW, "lr": 1.0}, views_per_step=2),
+    "fourier_lucid": default_method_config("fourier_lucid", **FEW),
     "maco": default_method_config("maco", **{**FEW, "lr": 1.0}, views_per_step=2),
     "deepinversion": default_method_config("deepinversion", **FEW, images_per_target=2),
 }
@@ -46,7 +47,7 @@ def _method(name, spec, model, run):
     return get_method(name).method_class()(name, spec, model, CONFIGS[name], run, CPU)
 
 
-@pytest.mark.parametrize("method", ["fourier", "maco", "deepinversion"])
+@pytest.mark.parametrize("method", ["fourier", "fourier_lucid", "maco", "deepinversion"])
 @pytest.mark.parametrize("model_name", ["efficientnet_lite0", "resnet50"])
 def test_valid_images_in_a_few_steps(method, model_name, spectrum_run):
     spec = get_spec(model_name)
@@ -66,7 +67,7 @@ def test_valid_images_in_a_few_steps(method, model_name, spectrum_run):
 
 def test_inner_neuron_objective_for_fourier_and_maco(spectrum_run):
     spec, model = get_spec("efficientnet_lite0"), load_model("efficientnet_lite0")
-    for method in ("fourier", "maco"):
+    for method in ("fourier", "fourier_lucid", "maco"):
         plan = _method(method, spec, model, spectrum_run).plan([parse_target("head_c7")], {})
         x = spec.normalize(plan.parameterisation.images(plan.parameterisation.init([torch.Generator().manual_seed(0)])))
         loss = plan.objective(x)
@@ -89,9 +90,12 @@ def test_deepinversion_targets_do_not_share_statistics():
 
     model = load_model("efficientnet_lite0")
     x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    both = DeepInversionObjective(model, [1, 2], 2, 0.01, 10)(x)
-    first = DeepInversionObjective(model, [1], 2, 0.01, 10)(x[:2])
+    both = DeepInversionObjective(model, [1, 2], 2, 0.01, 10, 1e-4, 1e-5)(x)
+    first = DeepInversionObjective(model, [1], 2, 0.01, 10, 1e-4, 1e-5)(x[:2])
     assert torch.allclose(both[:2], first, atol=1e-5)
+    changed = x.clone()
+    changed[2:] = torch.randn(2, 3, 64, 64)  # the other target's images change: this target's loss does not
+    assert torch.allclose(DeepInversionObjective(model, [1, 2], 2, 0.01, 10, 1e-4, 1e-5)(changed)[:2], first, atol=1e-5)
 
 
 def test_same_seed_same_bytes_for_every_baseline(spectrum_run, tmp_path):
@@ -100,43 +104,30 @@ def test_same_seed_same_bytes_for_every_baseline(spectrum_run, tmp_path):
         run = tmp_path / attempt
         (run / "02_fv" / "_assets").mkdir(parents=True)
         (run / "02_fv" / "_assets" / "maco_spectrum_224.npz").write_bytes(spectrum_path(spectrum_run, 224).read_bytes())
-        for method in ("fourier", "maco", "deepinversion"):
+        for method in ("fourier", "fourier_lucid", "maco", "deepinversion"):
             result = run_job(run, "efficientnet_lite0", method, ["n07920052"], 0, CONFIGS[method], CPU,
                               batch_size=2, log=lambda *_: None)
             outputs[attempt, method] = open(result.records[0]["png"]["path"], "rb").read()
-    for method in ("fourier", "maco", "deepinversion"):
+    for method in ("fourier", "fourier_lucid", "maco", "deepinversion"):
         assert outputs["a", method] == outputs["b", method]
 
 
 def test_maco_image_keeps_the_magnitude_and_ignores_phase_scale(spectrum_run):
     """Only the phase is free: the decorrelated image's spectrum stays proportional to the fixed
     magnitude, and the phase enters standardised (a rescaled or shifted phase gives the same image)."""
-    from vitalstudy.fv.color import decorrelate
+    from vitalstudy.fv.color import HORAMA_COLOR_MATRIX, decorrelate
     from vitalstudy.fv.maco import MacoImage
 
     magnitude = torch.from_numpy(np.load(spectrum_path(spectrum_run, 224))["magnitude"]).double()
     image = MacoImage(magnitude)
     phase = image.init([torch.Generator().manual_seed(3)]).double()
     pixels = image.images(phase)
-    assert torch.allclose(pixels, image.images(3.0 * phase + 1.5), atol=1e-12)
-    spatial = decorrelate(torch.logit(pixels))  # undo sigmoid and colour recorrelation
+    assert torch.allclose(pixels, image.images(3.0 * phase + 1.5), atol=1e-4)  # Horama's std + 1e-4
+    spatial = decorrelate(torch.logit(pixels), HORAMA_COLOR_MATRIX)  # undo sigmoid and colour recorrelation
     observed = torch.fft.rfft2(spatial, norm="ortho").abs()[0]
     inner = (slice(None), slice(1, None), slice(1, -1))  # bins without a Hermitian twin inside the rfft
     ratio = observed[inner] / magnitude[inner]
     assert ratio.std() / ratio.mean() < 1e-4  # float32 colour matrix; a free magnitude gives O(1)
-
-
-def test_maco_crops_a_centred_full_view_to_the_image_itself():
-    from vitalstudy.fv.transforms import NoiseAndCrops
-
-    x = torch.rand(2, 3, 32, 32)
-    full = NoiseAndCrops(32, (1.0, 1.0, 1.0), noise=0.0, crop_mean=1.0, crop_std=0.0, centre_std=0.0)
-    assert torch.allclose(full(x, [torch.Generator().manual_seed(i) for i in range(2)]), x, atol=1e-6)
-    quarter = NoiseAndCrops(32, (1.0, 1.0, 1.0), noise=0.0, crop_mean=0.25, crop_std=0.0, centre_std=0.0)
-    x = torch.arange(32.0).expand(1, 3, 32, 32)  # horizontal ramp 0..31
-    view = quarter(x, [torch.Generator().manual_seed(0)])
-    assert view.shape == (1, 3, 32, 32)
-    assert 11.5 <= view.min() and view.max() <= 19.5  # the central quarter of the ramp, upsampled
 
 
 def test_maco_above_the_model_resolution(tmp_path):

@@ -65,8 +65,23 @@ def test_killed_job_resumes_without_redoing_finished_targets(tiny_run, tmp_path)
     process = generate_cli(run, TARGETS, steps=steps, batch_size=1)
     work = run / "02_fv" / "efficientnet_lite0" / "vital" / "_work"
     deadline = time.time() + 300
-    # Kill once the first target is written and the second has a checkpoint.
-    while time.time() < deadline and not (_png(run, TARGETS[0]).exists() and work.is_dir() and any(work.glob("*.pt"))):
+    # Kill once the first target is written and the second has a checkpoint (one saved after the
+    # first target's sidecar: the first batch's own checkpoint lingers until its outputs are written).
+    sidecar0 = _png(run, TARGETS[0]).with_suffix(".json")
+
+    def second_checkpoint() -> bool:
+        if not sidecar0.exists() or not work.is_dir():
+            return False
+        written = sidecar0.stat().st_mtime_ns
+        for checkpoint in work.glob("*.pt"):
+            try:
+                if checkpoint.stat().st_mtime_ns > written:
+                    return True
+            except FileNotFoundError:  # the first batch's checkpoint, cleared meanwhile
+                pass
+        return False
+
+    while time.time() < deadline and not second_checkpoint():
         time.sleep(0.2)
     process.kill()
     process.wait()

@@ -16,8 +16,8 @@ def _photos(spec):
     return torch.stack([spec.preprocess(load_rgb(p)) for p in index["path"][:2]])
 
 
-def _conservation(name, model, start_layer, channel, layers, x):
-    maps = RelevanceMaps(get_spec(name), model)
+def _conservation(name, model, start_layer, channel, layers, x, stem_pool="average"):
+    maps = RelevanceMaps(get_spec(name), model, stem_pool=stem_pool)
     with torch.no_grad(), capture_outputs(model, [start_layer]) as acts:
         model(x)
     if channel is None:  # the channel most active on both images
@@ -35,10 +35,17 @@ def test_lrp_conserved_resnet50_untrained():
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
     x = torch.randn(2, 3, 112, 112, generator=torch.Generator().manual_seed(0)).relu()
-    initial, sums = _conservation("resnet50", model, "layer4.2", 7, ["layer3", "layer2", "layer1", "conv1"], x)
+    layers = ["layer3", "layer2", "layer1", "conv1"]
+    initial, sums = _conservation("resnet50", model, "layer4.2", 7, layers, x, stem_pool="max")
     assert (initial > 0).all()
     for layer, total in sums.items():
         assert torch.allclose(total, initial, rtol=1e-2), (layer, total, initial)
+    # The authors' average-pool substitute for the stem max-pool (the default) keeps everything
+    # above the pool and drops the relevance of 2x2 windows that are all zero after the ReLU.
+    _, substituted = _conservation("resnet50", model, "layer4.2", 7, layers, x)
+    for layer in layers[:3]:
+        assert torch.allclose(substituted[layer], sums[layer], rtol=1e-4), layer
+    assert ((0.8 * initial < substituted["conv1"]) & (substituted["conv1"] < initial)).all()
 
 
 def test_lrp_conserved_efficientnet_lite0():

@@ -56,8 +56,10 @@ def test_demo_jobs_serve_the_kinds_each_method_serves(demo):
         by_method.setdefault(job.method, []).extend(job.targets)
         assert len(job.targets) <= demo.config["generate"]["targets_per_job"]
         assert job.record == f"results/demo/02_fv/{job.model}/{job.method}/_jobs/seed{job.seed}-b{job.batch}.json"
-    assert list(by_method) == ["vital", "fourier", "maco", "deepinversion"]
-    assert all(targets == classes for targets in by_method.values())  # the demo has class targets only
+    assert list(by_method) == ["vital", "vital_lrp", "fourier", "maco", "deepinversion"]
+    neurons = [f"head_c{c}" for c in demo.config["targets"]["neurons"][0]["channels"]]
+    assert by_method.pop("deepinversion") == classes  # DeepInversion serves class targets only
+    assert all(targets == classes + neurons for targets in by_method.values())  # the others also Table 3's neurons
     assert demo.model_threads == 2 and demo.gpu == 1  # device auto: model jobs declare a GPU (from the config)
 
 
@@ -99,11 +101,11 @@ def test_circuits_read_the_checkpoint(demo, tmp_path):
     circuit = tmp_path / "c.json"
     circuit.write_text(json.dumps({"channels": [{"target": "head_c7"}, {"target": "head_c9"}]}))
     plan = WorkflowPlan(demo.config, circuit_file=lambda model, wnid: circuit, spec_root=REPO / "study")
-    assert {j.method for j in plan.circuit_jobs} == {"vital", "fourier", "maco"}  # the neuron-serving ones
+    assert {j.method for j in plan.circuit_jobs} == {"vital", "vital_lrp", "fourier", "maco"}  # the neuron-serving ones
     wc = Wildcards(model="efficientnet_lite0", method="vital", seed="0", wnid="n07920052")
     assert plan.circuit_job_targets_arg(wc) == "head_c7 head_c9"
     assert plan.circuit_generation_inputs(wc)[0].endswith("01_references/efficientnet_lite0/head_c7.json")
-    assert plan.circuit_methods_arg(wc) == "vital fourier maco"
+    assert plan.circuit_methods_arg(wc) == "vital vital_lrp fourier maco"
 
 
 def test_sample_plan_gives_inner_neurons_to_the_methods_that_serve_them():

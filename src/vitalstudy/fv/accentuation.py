@@ -33,7 +33,7 @@ from vitalstudy.fv.fourier import frequency_scale
 from vitalstudy.fv.objectives import NEURON_OBJECTIVE, ActivationMethod, ActivationObjective
 from vitalstudy.fv.pixels import NormalisedPixels
 from vitalstudy.fv.plan import Plan, loop_settings
-from vitalstudy.fv.transforms import NoiseAndCrops
+from vitalstudy.fv.transforms import MacoViews
 from vitalstudy.fv.vital import VitalMethod
 from vitalstudy.models.features import capture_outputs
 from vitalstudy.models.preprocessing import denormalize
@@ -210,14 +210,12 @@ class AccentuationMethod(ActivationMethod):
         distance = _distance(self.model, spec, cfg, reproduced)
         settings = loop_settings(cfg, optimizer=cfg.get("optimizer", "nadam"), schedule="constant")
         crops = cfg.get("crops", {})
-        transform = NoiseAndCrops(spec.input_size, spec.std, noise=cfg.get("noise", 0.05),
-                                  crop_mean=crops.get("mean", 0.25), crop_std=crops.get("std", 0.1),
-                                  crop_min=crops.get("min", 0.1), centre_std=crops.get("centre_std", 0.15))
+        transform = MacoViews(spec.input_size, spec.std, sampler="paper", noise=cfg.get("noise", 0.05),
+                              mean=crops.get("mean", 0.25), std=crops.get("std", 0.1), minimum=crops.get("min", 0.1),
+                              centre_std=crops.get("centre_std", 0.15))
         objective = MeanOverViews(ActivationObjective(self.model, targets), settings.views_per_step)
         hyper = {"parameterisation": "seed spectrum (inverse preconditioner), 1/f^decay on the gradient only, "
-                                     "sigmoid", "decay": decay, "noise": transform.noise,
-                 "crops": {"mean": transform.crop_mean, "std": transform.crop_std, "min": transform.crop_min,
-                           "centre_std": transform.centre_std},
+                                     "sigmoid", "decay": decay, "views": transform.describe(),
                  "objective": ("class logit" if targets[0].kind == "class" else NEURON_OBJECTIVE)
                  + ", mean over crops", **_seed_record(targets, paths, distance), "loop": settings.as_dict()}
         return Plan(param, [transform], objective, settings, hyper, size, image_prior=distance)

@@ -10,7 +10,9 @@ with another fingerprint (changed settings) are regenerated, never silently reus
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -32,6 +34,33 @@ from vitalstudy.progress import progress
 from vitalstudy.provenance import code_version, package_versions
 from vitalstudy.references.targets import Target, parse_target
 from vitalstudy.seeding import derive_seed
+
+
+CODE_PACKAGES = ("vitalstudy.fv.", "vitalstudy.models.")  # code that decides what a method generates
+
+
+def method_code_version(method_class) -> str:
+    """Hash of the source of a method's module and of every vitalstudy.fv / vitalstudy.models module
+    it reaches through module-level imports (the loop, priors, transforms, the model registry...):
+    a change to any of them changes the fingerprint of the method's outputs, so they are regenerated."""
+    seen: dict[str, str] = {}
+    pending = [method_class.__module__, "vitalstudy.fv.loop"]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        seen[name] = inspect.getsource(module)
+        for value in vars(module).values():
+            owner = value.__name__ if inspect.ismodule(value) else getattr(inspect.getmodule(value), "__name__", "")
+            if owner.startswith(CODE_PACKAGES) and owner not in seen:
+                pending.append(owner)
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        digest.update(name.encode() + b"\0" + seen[name].encode())
+    return digest.hexdigest()[:16]
 
 
 def output_paths(run_dir: Path, model: str, method: str, target: str, seed: int) -> dict[str, Path]:
@@ -135,10 +164,11 @@ def _references(run_dir: Path, model: str, target: Target) -> list[dict]:
 def target_fingerprints(model_name: str, method_name: str, targets: list[Target], seed: int, method_config: dict,
                         references: dict[str, list[dict]], asset_files: list) -> dict[str, str]:
     """A fingerprint per target of everything that determines its image: model, method, target,
-    seed, settings, the references' and the method's assets' sha256."""
+    seed, settings, the references' and the method's assets' sha256, and the method's code."""
     assets = [sha256_file(p) for p in asset_files]
+    code = method_code_version(get_method(method_name).method_class())
     return {t.id: _fingerprint(model_name, method_name, t.as_dict(), seed, method_config,
-                               [r["sha256"] for r in references[t.id]], assets) for t in targets}
+                               [r["sha256"] for r in references[t.id]], assets, code) for t in targets}
 
 
 def target_groups(method, targets: list[Target]) -> dict[str, list[Target]]:
@@ -213,7 +243,7 @@ def generate_batch(spec, method, batch: list[Target], references, fingerprints, 
             "final_loss": result.losses[-1][i] if result.losses else None,
             "loss_trace": [round(step[i], 6) for step in result.losses[:: max(1, len(result.losses) // 50)]],
             "references": [{"image_id": r["image_id"], "sha256": r["sha256"], "view": r["view"]} for r in references[target.id]],
-            "versions": {**package_versions(), **code_version()},
+            "versions": {**package_versions(), **code_version(), "method_code": method_code_version(type(method))},
             "fingerprint": fingerprints[target.id], "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }))
     for fv in out if write else []:

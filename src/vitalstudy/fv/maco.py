@@ -1,7 +1,8 @@
 """MACO (Fel et al. 2023): only the phase of the Fourier spectrum is optimised; its magnitude is
 fixed to the mean colour-decorrelated |FFT| of natural images. The magnitude is computed here from
-the run's own image set and stored as an asset with provenance (no download). Each step sees
-several noisy random crops of the image (PAPER_NOTES §2)."""
+the run's own image set and stored as an asset with provenance (Horama downloads an ImageNet one).
+The image is Horama's `maco_preconditioner`; each step sees several noisy random crops of it
+(`transforms.MacoViews`, Horama's sampler by default; PAPER_NOTES §2, §2b)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from torchvision.transforms import v2 as T
 
 from vitalstudy.data.sources import UnreadableImageError, load_rgb
 from vitalstudy.errors import VitalStudyError
-from vitalstudy.fv.color import decorrelate, recorrelate
+from vitalstudy.fv.color import HORAMA_COLOR_MATRIX, decorrelate
+from vitalstudy.fv.fourier import spectrum_to_pixels, standardise
 from vitalstudy.fv.objectives import NEURON_OBJECTIVE, ActivationMethod, ActivationObjective
 from vitalstudy.fv.plan import Plan, loop_settings
-from vitalstudy.fv.transforms import NoiseAndCrops
+from vitalstudy.fv.transforms import maco_views
 from vitalstudy.layout import RunLayout
 from vitalstudy.seeding import rng as seeded_rng
 
@@ -40,7 +42,7 @@ def natural_spectrum(index: pd.DataFrame, size: int, count: int, seed: int) -> t
         except UnreadableImageError as exc:
             skipped.append({"path": row.path, "reason": str(exc)})
             continue
-        magnitude = torch.fft.rfft2(decorrelate(x - 0.5), norm="ortho").abs()[0]
+        magnitude = torch.fft.rfft2(decorrelate(x - 0.5, HORAMA_COLOR_MATRIX), norm="ortho").abs()[0]
         total = magnitude if total is None else total + magnitude
         used.append(row.image_id)
     if total is None:
@@ -48,11 +50,19 @@ def natural_spectrum(index: pd.DataFrame, size: int, count: int, seed: int) -> t
     return (total / len(used)).numpy(), used, skipped
 
 
+def maco_preconditioner(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """Horama's `maco_preconditioner`: the standardised phase on the fixed magnitude, inverse FFT,
+    standardised, colour-recorrelated, sigmoid (to the valid pixel range; the loop applies the
+    model's normalisation). Standardising the phase is what lets Adam at lr 1.0 settle: the step
+    shrinks relative to the phase as its spread grows."""
+    phase = standardise(phase)
+    magnitude = magnitude.to(phase.device)
+    return spectrum_to_pixels(torch.complex(torch.cos(phase) * magnitude, torch.sin(phase) * magnitude),
+                              phase.shape[2])
+
+
 class MacoImage:
-    """Phase -> image. The phase is standardised (zero mean, unit std per image) before use, as in
-    MACO's reference implementations: with Adam at lr 1.0 on the raw phase every coefficient would
-    jump by about a radian each step for the whole run; standardised, the step shrinks relative to
-    the phase as its spread grows, which is what lets the image settle."""
+    """Phase -> image, the phase initialised N(0, 1)."""
 
     def __init__(self, magnitude: torch.Tensor):
         self.magnitude = magnitude  # (3, H, W//2+1)
@@ -62,18 +72,10 @@ class MacoImage:
         return torch.stack([torch.randn(self.magnitude.shape, generator=g) for g in generators])
 
     def images(self, phase: torch.Tensor) -> torch.Tensor:
-        spectrum = torch.polar(self.magnitude.to(phase.device).expand_as(phase), _standardise(phase))
-        spatial = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho")
-        return torch.sigmoid(recorrelate(_standardise(spatial)))
+        return maco_preconditioner(self.magnitude, phase)
 
     def project_(self, params: torch.Tensor) -> None:
         """The phase is unconstrained."""
-
-
-def _standardise(x: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit standard deviation per batch item."""
-    dims = tuple(range(1, x.dim()))
-    return (x - x.mean(dim=dims, keepdim=True)) / x.std(dim=dims, keepdim=True).clamp_min(1e-6)
 
 
 class MacoMethod(ActivationMethod):
@@ -94,15 +96,10 @@ class MacoMethod(ActivationMethod):
                                   f"rule (vitalstudy maco-spectrum) writes it")
         magnitude = torch.from_numpy(np.load(asset)["magnitude"])
         settings = loop_settings(cfg, schedule="constant")
-        crops = cfg["crops"]
-        transform = NoiseAndCrops(self.spec.input_size, self.spec.std, noise=cfg["noise"],
-                                  crop_mean=crops["mean"], crop_std=crops["std"],
-                                  crop_min=crops["min"], centre_std=crops["centre_std"])
+        views = maco_views(cfg, self.spec)
         hyper = {"parameterisation": "phase only; magnitude = mean decorrelated |FFT| of natural images",
-                 "spectrum_file": str(asset), "noise": transform.noise,
-                 "crops": {"mean": transform.crop_mean, "std": transform.crop_std, "min": transform.crop_min,
-                           "centre_std": transform.centre_std},
+                 "spectrum_file": str(asset), "views": views.describe(),
                  "objective": "class logit" if targets[0].kind == "class" else NEURON_OBJECTIVE,
                  "loop": settings.as_dict()}
-        return Plan(MacoImage(magnitude), [transform], ActivationObjective(self.model, targets), settings, hyper,
+        return Plan(MacoImage(magnitude), [views], ActivationObjective(self.model, targets), settings, hyper,
                     magnitude.shape[1])

@@ -135,6 +135,10 @@ register(MethodSpec("maco", "vitalstudy.fv.maco:MacoMethod", display="MACO", tit
                     palette_index=1, target_kinds=("class", "neuron"), asset="maco_spectrum"))
 register(MethodSpec("fourier", "vitalstudy.fv.fourier:FourierMethod", display="Fourier", title="Fourier",
                     marker="h", palette_index=2, target_kinds=("class", "neuron")))
+# Lucid/Lucent's own Fourier recipe: a named variant, not the paper's Fourier baseline (PAPER_NOTES §2).
+register(MethodSpec("fourier_lucid", "vitalstudy.fv.fourier:LucidFourierMethod", display="Fourier (Lucid)",
+                    title="Fourier (Lucid recipe)", marker="p", palette_index=8, target_kinds=("class", "neuron"),
+                    section="fourier_lucid"))
 # DeepInversion inverts classes only; concept directions are VITAL's (App. B.3).
 register(MethodSpec("deepinversion", "vitalstudy.fv.deepinversion:DeepInversionMethod", display="DeepInv",
                     title="DeepInversion", marker="*", palette_index=3, target_kinds=("class",),

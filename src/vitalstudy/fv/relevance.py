@@ -10,6 +10,13 @@ its gradient, which then *is* that layer's relevance. Starts:
 
 The registry says which composite is faithful for each model; models with none (LayerNorm and
 attention: ViT, ConvNeXt) are refused with the registry's reason.
+
+Max-pools (ResNet's and DenseNet's stems): the authors' LRP replaces a max-pool by a 2x2 average
+pool for the relevance pass (their `RelevancePropagationMaxPool2d`, mode "avg", stabiliser 1e-5):
+the forward activations stay the max-pool's, relevance flows back as through an average pool of
+the max-pool's input. `AveragePoolSubstitute` is that rule as a zennit hook, mapped onto every
+`MaxPool2d` (`stem_pool: average`, the default); `stem_pool: max` keeps zennit's plain gradient
+(all relevance of a window to its maximum).
 """
 
 from __future__ import annotations
@@ -19,12 +26,36 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from zennit.core import Hook
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.models.features import capture_outputs
 from vitalstudy.models.registry import ModelSpec
 
 ATTRIBUTIONS = ("lrp", "guided_backprop")
+STEM_POOLS = ("average", "max")
+
+
+class AveragePoolSubstitute(Hook):
+    """zennit rule for a max-pool: z-rule through a 2x2 average pool of the max-pool's input
+    (R_in = a * d/da[avgpool2(a) + eps] . R_out / (avgpool2(a) + eps)), as the authors' LRP."""
+
+    def __init__(self, stabilizer: float = 1e-5):
+        super().__init__()
+        self.stabilizer = stabilizer
+
+    def forward(self, module, input, output):
+        self.stored_tensors["input"] = input
+
+    def backward(self, module, grad_input, grad_output):
+        a = self.stored_tensors["input"][0].clone().requires_grad_()
+        with torch.enable_grad():
+            z = F.avg_pool2d(a, kernel_size=2) + self.stabilizer
+        (c,) = torch.autograd.grad(z, a, grad_outputs=grad_output[0] / z)
+        return (a * c,)
+
+    def copy(self):
+        return AveragePoolSubstitute(self.stabilizer)
 
 
 @dataclass(frozen=True)
@@ -70,15 +101,18 @@ def _efficientnet_lite_canonizers(model: nn.Module) -> list:
     return [NamedMergeBatchNorm(pairs), AttributeCanonizer(attribute_map)]
 
 
-def make_composite(spec: ModelSpec, model: nn.Module, attribution: str):
+def make_composite(spec: ModelSpec, model: nn.Module, attribution: str, stem_pool: str = "average"):
     """The zennit composite (with canonizers) that the registry names for `spec`."""
     from zennit.canonizers import SequentialMergeBatchNorm
-    from zennit.composites import EpsilonPlusFlat, GuidedBackprop, MixedComposite, NameMapComposite
+    from zennit.composites import (EpsilonPlusFlat, GuidedBackprop, LayerMapComposite, MixedComposite,
+                                   NameMapComposite)
     from zennit.rules import ReLUGuidedBackprop, WSquare
     from zennit.torchvision import ResNetCanonizer
 
     if attribution not in ATTRIBUTIONS:
         raise VitalStudyError(f"attribution {attribution!r} unknown; choose one of {', '.join(ATTRIBUTIONS)}")
+    if stem_pool not in STEM_POOLS:
+        raise VitalStudyError(f"stem_pool {stem_pool!r} unknown; choose one of {', '.join(STEM_POOLS)}")
     if spec.relevance.composite is None:
         raise VitalStudyError(f"relevance-based VITAL is not available for {spec.name}: {spec.relevance.reason}; "
                               f"use method 'vital' (activations only)")
@@ -92,24 +126,24 @@ def make_composite(spec: ModelSpec, model: nn.Module, attribution: str):
     # Biases are left out of the rules (as in the z+ rule the authors use), so no relevance is
     # absorbed by them and it is conserved from layer to layer.
     lrp = EpsilonPlusFlat(zero_params=["bias"])
+    pools = [LayerMapComposite([(nn.MaxPool2d, AveragePoolSubstitute())])] if stem_pool == "average" else []
     if spec.relevance.canonizer != "efficientnet_lite":
-        lrp.canonizers = canonizers
-        return lrp
+        return MixedComposite([*pools, lrp], canonizers=canonizers)
     # A depthwise convolution sees 3x3 (or 5x5) inputs of one channel, most of them zero after
     # ReLU6: units driven by their BN-merged bias alone have no positive contribution for z+ to
     # redistribute and their relevance would vanish. WSquare redistributes by the squared weights
     # (independent of the input) and conserves it.
     depthwise = tuple(name for name, m in model.named_modules() if name.endswith("_depthwise_conv"))
-    return MixedComposite([NameMapComposite([(depthwise, WSquare(zero_params=["bias"]))]), lrp],
+    return MixedComposite([NameMapComposite([(depthwise, WSquare(zero_params=["bias"]))]), *pools, lrp],
                           canonizers=canonizers)
 
 
 class RelevanceMaps:
     """Relevance at several layers for a batch of images and their starts."""
 
-    def __init__(self, spec: ModelSpec, model: nn.Module, attribution: str = "lrp"):
+    def __init__(self, spec: ModelSpec, model: nn.Module, attribution: str = "lrp", stem_pool: str = "average"):
         self.spec, self.model, self.attribution = spec, model, attribution
-        self.composite = make_composite(spec, model, attribution)
+        self.composite = make_composite(spec, model, attribution, stem_pool)
 
     def __call__(self, x: torch.Tensor, layers: list[str], start: Start) -> dict[str, torch.Tensor]:
         names = list(dict.fromkeys([*layers, *([start.layer] if start.layer else [])]))
@@ -148,6 +182,6 @@ class RelevanceMaps:
 
 
 def minmax(x: torch.Tensor, dim) -> torch.Tensor:
-    low = x.amin(dim=dim, keepdim=True)
-    high = x.amax(dim=dim, keepdim=True)
-    return (x - low) / (high - low).clamp_min(1e-12)
+    """(x - min) / (max - min + 1e-6) over `dim`, the authors' normalisation of relevance maps and importances."""
+    shifted = x - x.amin(dim=dim, keepdim=True)
+    return shifted / (shifted.amax(dim=dim, keepdim=True) + 1e-6)

@@ -27,8 +27,14 @@ def prototype(reference_features: torch.Tensor) -> torch.Tensor:
     return reference_features.sort(dim=-1).values.mean(dim=0)
 
 
-def sort_match_loss(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-    """(B, C, P) synthetic features and (B, C, P) prototypes (one per target) -> (B,) losses."""
+def sort_match_loss(features: torch.Tensor, prototypes: torch.Tensor,
+                    channel_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, P) synthetic features and (B, C, P) prototypes (one per target) -> (B,) losses.
+    `channel_weights` (B, C): the authors' relevance-based VITAL multiplies each channel's squared
+    error by the channel's importance before the mean."""
     if features.shape != prototypes.shape:
         raise ValueError(f"features {tuple(features.shape)} and prototypes {tuple(prototypes.shape)} differ")
-    return (features.sort(dim=-1).values - prototypes).pow(2).mean(dim=(1, 2))
+    error = (features.sort(dim=-1).values - prototypes).pow(2)
+    if channel_weights is not None:
+        error = error * channel_weights[:, :, None].to(error)
+    return error.mean(dim=(1, 2))

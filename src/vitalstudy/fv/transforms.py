@@ -41,28 +41,94 @@ class LucidTransforms:
         return warped[:, :, start:start + self.size, start:start + self.size]
 
 
-class NoiseAndCrops:
-    """MACO's transforms: a square crop whose side is a fraction ~ N(mean, std) of the image (clipped
-    to [min, 1]) around a centre ~ N(0.5, centre_std) per axis, resized to the model's input size
-    (parts outside the image read as the mean colour), then uniform noise U(-a, a) in pixel units."""
+def maco_boxes(generator: torch.Generator, count: int, side: tuple[float, float] = (0.25, 0.30),
+               centre_std: float = 0.15) -> torch.Tensor:
+    """Horama's crop boxes (`optimization_step`): centres 0.5 + centre_std * N(0, 1) per axis, a
+    square side ~ U(side) of the image side. Returns (count, 4) x0, y0, x1, y1 in image fractions.
+    The draws (x centres, y centres, sides) come in Horama's order."""
+    x0 = 0.5 + torch.randn(count, generator=generator) * centre_std
+    y0 = 0.5 + torch.randn(count, generator=generator) * centre_std
+    delta = torch.rand(count, generator=generator) * (side[1] - side[0]) + side[0]
+    return torch.stack([x0 - delta * 0.5, y0 - delta * 0.5, x0 + delta * 0.5, y0 + delta * 0.5], dim=1)
 
-    def __init__(self, size: int, pixel_std: tuple[float, float, float], noise: float = 0.1,
-                 crop_mean: float = 0.25, crop_std: float = 0.1, crop_min: float = 0.1, centre_std: float = 0.15):
-        self.size, self.noise = size, noise
-        self.scale = torch.tensor(pixel_std).view(1, 3, 1, 1)
-        self.crop_mean, self.crop_std, self.crop_min, self.centre_std = crop_mean, crop_std, crop_min, centre_std
+
+def paper_boxes(generator: torch.Generator, count: int, mean: float = 0.25, std: float = 0.1,
+                minimum: float = 0.1, centre_std: float = 0.15) -> torch.Tensor:
+    """The paper's reading (App. A.1): side ~ N(mean, std) of the image, clipped to [minimum, 1]."""
+    x0 = 0.5 + torch.randn(count, generator=generator) * centre_std
+    y0 = 0.5 + torch.randn(count, generator=generator) * centre_std
+    delta = (mean + std * torch.randn(count, generator=generator)).clamp(minimum, 1.0)
+    return torch.stack([x0 - delta * 0.5, y0 - delta * 0.5, x0 + delta * 0.5, y0 + delta * 0.5], dim=1)
+
+
+def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Horama's resampling: `roi_align` of each box (fractions of the image side; row i crops
+    image i) to twice the model input, then antialiased bicubic down to the input. Outside the
+    image reads as 0 (the mean colour in model space)."""
+    from torchvision.ops import roi_align
+
+    index = torch.arange(images.shape[0], dtype=images.dtype, device=images.device)[:, None]
+    rois = torch.cat([index, boxes.to(images) * images.shape[2]], dim=1)
+    crops = roi_align(images, rois, output_size=(2 * size, 2 * size))
+    return F.interpolate(crops, size=(size, size), mode="bicubic", align_corners=True, antialias=True)
+
+
+def maco_noise(generator: torch.Generator, shape, level: float) -> torch.Tensor:
+    """Horama's noise, in model space: N(0, 1) * level + (U(0, 1) - 0.5) * level."""
+    normal = torch.randn(shape, generator=generator) * level
+    return normal + (torch.rand(shape, generator=generator) - 0.5) * level
+
+
+SAMPLERS = ("horama", "paper")
+
+
+class MacoViews:
+    """MACO's per-step views (also the paper's Fourier): one random crop per image resampled to the
+    model's input, plus noise. `sampler` horama (default: the reference implementation, PAPER_NOTES
+    §2b): side U(0.25, 0.30), noise N(0,1)*a + U(-a/2, a/2) in model space, a = 0.05; paper: side
+    N(0.25, 0.1) clipped to [min, 1], noise U(-a, a) in pixel units, a = 0.1 (space unstated in
+    the paper). Both use Horama's centres and resampling."""
+
+    def __init__(self, size: int, pixel_std: tuple[float, float, float], sampler: str = "horama",
+                 noise: float | None = None, side: tuple[float, float] = (0.25, 0.30), mean: float = 0.25,
+                 std: float = 0.1, minimum: float = 0.1, centre_std: float = 0.15):
+        if sampler not in SAMPLERS:
+            raise ValueError(f"crop sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        self.size, self.sampler = size, sampler
+        self.noise = (0.05 if sampler == "horama" else 0.1) if noise is None else float(noise)
+        self.pixel_std = torch.tensor(pixel_std).view(3, 1, 1)
+        self.side, self.mean, self.std, self.minimum, self.centre_std = tuple(side), mean, std, minimum, centre_std
+
+    def boxes(self, generator: torch.Generator) -> torch.Tensor:
+        if self.sampler == "horama":
+            return maco_boxes(generator, 1, self.side, self.centre_std)
+        return paper_boxes(generator, 1, self.mean, self.std, self.minimum, self.centre_std)
+
+    def noise_for(self, generator: torch.Generator) -> torch.Tensor:
+        shape = (3, self.size, self.size)
+        if self.sampler == "horama":
+            return maco_noise(generator, shape, self.noise)
+        return (torch.rand(shape, generator=generator) * 2 - 1) * self.noise / self.pixel_std
 
     def __call__(self, x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
-        thetas, noises = [], []
-        for g in generators:
-            fraction = min(1.0, max(self.crop_min, self.crop_mean + self.crop_std * float(torch.randn((), generator=g))))
-            centre = (self.centre_std * torch.randn(2, generator=g) * 2).tolist()  # [-1, 1] grid units
-            thetas.append([[fraction, 0.0, centre[0]], [0.0, fraction, centre[1]]])
-            noises.append((torch.rand((3, self.size, self.size), generator=g) * 2 - 1) * self.noise)
-        theta = torch.tensor(thetas, dtype=x.dtype, device=x.device)
-        grid = F.affine_grid(theta, [x.shape[0], 3, self.size, self.size], align_corners=False)
-        crops = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return crops + (torch.stack(noises) / self.scale).to(crops)
+        boxes = torch.cat([self.boxes(g) for g in generators])
+        crops = crop_and_resize(x, boxes, self.size)
+        return crops + torch.stack([self.noise_for(g) for g in generators]).to(crops)
+
+    def describe(self) -> dict:
+        crops = {"side_uniform": list(self.side)} if self.sampler == "horama" else \
+            {"side_normal": [self.mean, self.std], "min": self.minimum}
+        return {"sampler": self.sampler, "noise": self.noise, "centre_std": self.centre_std, **crops,
+                "resampling": "roi_align to 2x input, antialiased bicubic to input"}
+
+
+def maco_views(cfg: dict, spec) -> MacoViews:
+    """MacoViews from a method's config section (the `views` keys shared by MACO and Fourier)."""
+    views = cfg.get("views", {})
+    return MacoViews(spec.input_size, spec.std, sampler=views.get("sampler", "horama"), noise=views.get("noise"),
+                     side=tuple(views.get("side", (0.25, 0.30))), mean=views.get("paper_mean", 0.25),
+                     std=views.get("paper_std", 0.1), minimum=views.get("paper_min", 0.1),
+                     centre_std=views.get("centre_std", 0.15))
 
 
 class RandomFlip:

@@ -5,9 +5,12 @@ Two methods share this module:
   neurons: `neuron_layers`, with the neuron's top-k images as references);
 - `vital_lrp`: relevance-weighted activations `A ⊙ W`, where W is the relevance for the target
   (class logit, channel or concept direction; `relevance.py`) min-max normalised per (image,
-  channel) and scaled by a per-channel importance taken from the references (spatial max of their
-  relevance, averaged, min-max normalised over channels). The synthetic image's relevance is
-  recomputed every step and treated as a constant weight (no gradient through the attribution).
+  channel). As in the authors' code, each channel's squared sort-matching error is multiplied by
+  the channel's importance: the spatial max of a reference's relevance, min-max normalised over
+  channels per reference, averaged over the references (a linear weight; `importance.applied_to:
+  features` and `importance.normalised: after_mean` are the other readings). The synthetic
+  image's relevance is recomputed every step and treated as a constant weight (no gradient
+  through the attribution).
 
 Reference statistics (prototype quantiles and channel importance) are computed once per target and
 cached on disk, so every seed and every step reuses them.
@@ -45,40 +48,62 @@ class VitalObjective:
 
     def __init__(self, model, layers: list[HookedLayer], prototypes: dict[str, torch.Tensor],
                  relevance: RelevanceMaps | None = None, start: Start | None = None,
-                 importance: dict[str, torch.Tensor] | None = None):
+                 importance: dict[str, torch.Tensor] | None = None, importance_on: str = "error"):
         self.model, self.layers, self.prototypes = model, layers, prototypes
-        self.relevance, self.start, self.importance = relevance, start, importance
+        self.relevance, self.start, self.importance, self.importance_on = relevance, start, importance, importance_on
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         names = [layer.name for layer in self.layers]
-        weights = relevance_weights(self.relevance, x, names, self.start, self.importance) if self.relevance else None
+        on_features = self.importance if self.importance_on == "features" else None
+        weights = relevance_weights(self.relevance, x, names, self.start, on_features) if self.relevance else None
         with capture_outputs(self.model, names) as acts:
             self.model(x)
         total = torch.zeros(x.shape[0], device=x.device)
         for layer in self.layers:
             features = acts[layer.name] if weights is None else acts[layer.name] * weights[layer.name]
+            on_error = None if self.importance is None or self.importance_on != "error" else self.importance[layer.name]
             total = total + layer.weight * sort_match_loss(as_channels_by_positions(features),
-                                                           self.prototypes[layer.name])
+                                                           self.prototypes[layer.name], on_error)
         return total
 
 
 def relevance_weights(relevance: RelevanceMaps, x: torch.Tensor, names: list[str], start: Start,
                       importance: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
-    """W = min-max(relevance) per (image, channel), times the references' channel importance."""
+    """W = min-max(relevance) per (image, channel), times `importance` when given (the features reading)."""
     return weights_from_relevance(relevance(x, names, start), importance)
+
+
+def _position_dims(r: torch.Tensor) -> tuple[int, ...]:
+    return tuple(range(2, r.dim())) if r.dim() == 4 else (1,)
 
 
 def weights_from_relevance(raw: dict[str, torch.Tensor],
                            importance: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
     weights = {}
     for name, r in raw.items():
-        positions = tuple(range(2, r.dim())) if r.dim() == 4 else (1,)
-        w = minmax(r, dim=positions)
+        w = minmax(r, dim=_position_dims(r))
         if importance is not None:
             shape = (-1, w.shape[1], 1, 1) if w.dim() == 4 else (-1, 1, w.shape[2])
             w = w * importance[name].to(w).view(shape)
         weights[name] = w.detach()
     return weights
+
+
+IMPORTANCE_ON = ("error", "features")
+IMPORTANCE_NORMALISED = ("per_reference", "after_mean")
+
+
+def relevance_peaks(relevance: torch.Tensor) -> torch.Tensor:
+    """(R, C, ...) relevance -> (R, C) spatial max per channel."""
+    return as_channels_by_positions(relevance).amax(dim=-1)
+
+
+def channel_importance(peaks: torch.Tensor, normalised: str = "per_reference") -> torch.Tensor:
+    """(R, C) references' relevance peaks -> (C,) importance: min-max over channels per reference,
+    then averaged (the authors'), or averaged then min-max (`after_mean`)."""
+    if normalised == "per_reference":
+        return minmax(peaks, dim=1).mean(dim=0)
+    return minmax(peaks.mean(dim=0), dim=0)
 
 
 def _start_for(targets: list[Target], spec: ModelSpec, classes_index) -> Start:
@@ -98,8 +123,15 @@ class VitalMethod:
     def __init__(self, name: str, spec: ModelSpec, model, config: dict, run_dir: Path, device: torch.device):
         self.name, self.spec, self.model, self.config = name, spec, model, config
         self.cache_dir, self.device = RunLayout(run_dir).fv.prototypes(spec.name), device
-        self.attribution = config["attribution"] if get_method(name).needs_lrp else None
-        self.relevance = RelevanceMaps(spec, model, self.attribution) if self.attribution else None
+        self.attribution = config.get("attribution", "lrp") if get_method(name).needs_lrp else None
+        importance = config.get("importance", {})
+        self.importance_on = importance.get("applied_to", "error")
+        self.importance_normalised = importance.get("normalised", "per_reference")
+        if self.importance_on not in IMPORTANCE_ON or self.importance_normalised not in IMPORTANCE_NORMALISED:
+            raise VitalStudyError(f"vital importance {importance}: applied_to one of {IMPORTANCE_ON}, "
+                                  f"normalised one of {IMPORTANCE_NORMALISED}")
+        self.stem_pool = config.get("stem_pool", "average")
+        self.relevance = RelevanceMaps(spec, model, self.attribution, self.stem_pool) if self.attribution else None
 
     def group_key(self, target: Target) -> str:
         return "class" if target.kind == "class" else f"{target.kind}:{target.layer}"
@@ -123,8 +155,9 @@ class VitalMethod:
 
         layers = self.layers(target)
         key = json.dumps({"refs": [[r["sha256"], r["view"]] for r in references], "layers": [l.name for l in layers],
-                          "attribution": self.attribution, "model": self.spec.name, "target": target.as_dict()},
-                         sort_keys=True)
+                          "attribution": self.attribution, "model": self.spec.name, "target": target.as_dict(),
+                          "importance": [self.importance_on, self.importance_normalised], "stem_pool": self.stem_pool,
+                          "format": 2}, sort_keys=True)
         path = self.cache_dir / f"{target.id}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
         if path.is_file():
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -137,8 +170,8 @@ class VitalMethod:
             if self.relevance is not None:
                 start = _start_for([target] * len(chunk), self.spec, imagenet_classes().index)
                 raw = self.relevance(chunk, names, start)
-                for n, r in raw.items():  # spatial max per channel
-                    importance[n].append(as_channels_by_positions(r).amax(dim=-1).cpu())
+                for n, r in raw.items():
+                    importance[n].append(relevance_peaks(r).cpu())
                 weights = weights_from_relevance(raw, None)  # the same relevance, not a second pass
             with torch.no_grad(), capture_outputs(self.model, names) as acts:
                 self.model(chunk)
@@ -147,10 +180,12 @@ class VitalMethod:
                     features[n].append(as_channels_by_positions(f).float().cpu())
         stats = {"prototypes": {n: prototype(torch.cat(features[n])) for n in names}}
         if self.relevance is not None:
-            # Importance is a non-negative constant per channel, so scaling the prototype equals
-            # prototyping the scaled features (sorting commutes with it).
-            stats["importance"] = {n: minmax(torch.cat(importance[n]).mean(0), dim=0) for n in names}
-            stats["prototypes"] = {n: p * stats["importance"][n][:, None] for n, p in stats["prototypes"].items()}
+            stats["importance"] = {n: channel_importance(torch.cat(importance[n]), self.importance_normalised)
+                                   for n in names}
+            if self.importance_on == "features":
+                # A non-negative constant per channel: scaling the prototype equals prototyping the
+                # scaled features (sorting commutes with it).
+                stats["prototypes"] = {n: p * stats["importance"][n][:, None] for n, p in stats["prototypes"].items()}
         path.parent.mkdir(parents=True, exist_ok=True)
         from vitalstudy.io import atomic_path
 
@@ -169,12 +204,14 @@ class VitalMethod:
         if self.relevance is not None:
             importance = {l.name: torch.stack([s["importance"][l.name] for s in stats]).to(self.device) for l in layers}
             start = _start_for(targets, self.spec, imagenet_classes().index)
-        objective = VitalObjective(self.model, layers, prototypes, self.relevance, start, importance)
+        objective = VitalObjective(self.model, layers, prototypes, self.relevance, start, importance, self.importance_on)
         aux = self.aux_weight(targets[0])
         cfg = self.config
         settings = loop_settings(cfg, optimizer="adam", schedule="cosine", tv_weight=aux, l2_weight=aux)
         hyper = {"layers": {l.name: l.weight for l in layers}, "aux_weight": aux, "jitter": int(cfg["jitter"]),
                  "attribution": self.attribution, "relevance_start": start.kind if start else None,
+                 **({"importance": {"applied_to": self.importance_on, "normalised": self.importance_normalised},
+                     "stem_pool": self.stem_pool} if self.relevance else {}),
                  "parameterisation": "normalised pixels, N(0,1) init, clamped to [0,1] pixels",
                  "loop": settings.as_dict()}
         return Plan(NormalisedPixels(self.spec, self.spec.input_size), [RollJitter(int(cfg["jitter"]))],

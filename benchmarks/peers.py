@@ -1,0 +1,218 @@
+"""Ours side by side with the reference implementations (the `bench` extra installs them):
+MACO and the paper's Fourier against Horama's `maco()` / `fourier()`, Lucid's Fourier against
+Lucent's `render_vis`, on EfficientNet-Lite0, the same classes, the same step and crop budget.
+
+Reported per method: held-out (EfficientNet-Lite2) and target-model top-1 / top-5 with bootstrap
+CIs, FID and KID on Lite0 penultimate features against the same natural images, image-steps/s
+and model passes/s measured in this run, and a contact sheet (rows = classes, columns = methods).
+
+Like for like: Horama is given our natural-image magnitude (it would download one), its image
+range is Lite0's valid input range (-1, 1) (its default (-2.5, 2.5) is ImageNet-normalised space),
+and ours runs with Horama's optimiser (NAdam lr 1.0) and crop count; Lucent gets Lite0's input
+normalisation instead of its ImageNet one, and our `fourier_lucid` the same number of model passes.
+Ours optimises all classes in one batch (as the workflow does); the peers one image at a time.
+
+    nice python benchmarks/peers.py --classes 8 --steps 64 --crops 4 --out results/peers
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from vitalstudy.data.classes import imagenet_classes
+from vitalstudy.data.sources import build_index
+from vitalstudy.fv.loop import optimise
+from vitalstudy.fv.maco import natural_spectrum, spectrum_path
+from vitalstudy.fv.registry import get_method
+from vitalstudy.metrics.accuracy import topk_hits
+from vitalstudy.metrics.fid import frechet_distance, mmd2_unbiased
+from vitalstudy.metrics.forward import forward_fvs, forward_paths
+from vitalstudy.metrics.stats import bootstrap_ci
+from vitalstudy.models import get_spec, load_model
+from vitalstudy.models.preprocessing import denormalize
+from vitalstudy.references.targets import parse_target
+from vitalstudy.seeding import derive_seed
+
+SAMPLE_CLASSES = ["n01440764", "n01530575", "n01644373", "n01742172", "n01770393", "n01843383", "n01910747",
+                  "n02085620", "n02123159", "n02280649", "n02504458", "n02690373", "n02814533", "n03028079",
+                  "n03417042", "n03773504", "n04037443", "n04254680", "n07747607", "n07920052"]
+MODEL, HELD_OUT = "efficientnet_lite0", "efficientnet_lite2"
+
+
+def _pixels_to_pil(pixels: torch.Tensor) -> Image.Image:
+    array = (pixels.clamp(0, 1).permute(1, 2, 0).detach().cpu().numpy() * 255).round().astype(np.uint8)
+    return Image.fromarray(array)
+
+
+def run_ours(method: str, config: dict, wnids: list[str], model, run_dir: Path, seed: int):
+    spec = get_spec(MODEL)
+    planner = get_method(method).method_class()(method, spec, model, config, run_dir, torch.device("cpu"))
+    targets = [parse_target(w) for w in wnids]
+    plan = planner.plan(targets, {})
+    generators = [torch.Generator().manual_seed(derive_seed(seed, MODEL, method, t.id)) for t in targets]
+    start = time.perf_counter()
+    result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
+                      generators, torch.device("cpu"))
+    seconds = time.perf_counter() - start
+    return [_pixels_to_pil(x) for x in result.images], seconds
+
+
+@contextlib.contextmanager
+def _in_directory(path: Path):
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def run_horama(kind: str, wnids: list[str], model, magnitude: np.ndarray, steps: int, crops: int, seed: int):
+    import horama
+
+    spec = get_spec(MODEL)
+    classes = imagenet_classes()
+    if len(set(spec.mean)) != 1 or len(set(spec.std)) != 1:
+        raise SystemExit("peers: Horama's values_range is one interval for all channels; this model's is not")
+    valid = ((0.0 - spec.mean[0]) / spec.std[0], (1.0 - spec.mean[0]) / spec.std[0])  # Lite0: (-1, 1)
+    images, seconds = [], 0.0
+    with tempfile.TemporaryDirectory() as tmp, _in_directory(Path(tmp)):
+        np.save("spectrum_decorrelated.npy", magnitude.astype(np.float32))  # Horama loads it instead of downloading
+        for wnid in wnids:
+            index = classes.index(wnid)
+            torch.manual_seed(derive_seed(seed, MODEL, f"horama-{kind}", wnid))
+            objective = lambda crops_, i=index: model(crops_)[:, i].mean()  # noqa: E731
+            start = time.perf_counter()
+            run = horama.maco if kind == "maco" else horama.fourier
+            image, _ = run(objective, total_steps=steps, learning_rate=1.0, image_size=spec.input_size,
+                           model_input_size=spec.input_size, noise=0.05, values_range=valid,
+                           crops_per_iteration=crops, box_size=(0.20, 0.25), device="cpu")
+            seconds += time.perf_counter() - start
+            images.append(_pixels_to_pil(denormalize(spec, image.detach()[None])[0]))
+    return images, seconds
+
+
+def run_lucent(wnids: list[str], model, passes: int, seed: int):
+    from lucent.optvis import objectives, param, render, transform
+
+    spec = get_spec(MODEL)
+    classes = imagenet_classes()
+    normalise = lambda x: spec.normalize(x)  # noqa: E731  (Lite0's input scaling instead of Lucent's ImageNet one)
+    images, seconds = [], 0.0
+    for wnid in wnids:
+        torch.manual_seed(derive_seed(seed, MODEL, "lucent", wnid))
+        start = time.perf_counter()
+        out = render.render_vis(model, objectives.channel("fc", classes.index(wnid)),
+                                param_f=lambda: param.image(spec.input_size, fft=True, decorrelate=True),
+                                transforms=transform.standard_transforms + [normalise], thresholds=(passes,),
+                                preprocess=False, show_image=False, progress=False)
+        seconds += time.perf_counter() - start
+        images.append(Image.fromarray((np.clip(out[-1][0], 0, 1) * 255).round().astype(np.uint8)))
+    return images, seconds
+
+
+def contact_sheet(columns: dict[str, list[Image.Image]], wnids: list[str], tile: int = 112) -> Image.Image:
+    header = 16
+    sheet = Image.new("RGB", (tile * len(columns), header + tile * len(wnids)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, (name, images) in enumerate(columns.items()):
+        draw.text((c * tile + 3, 2), name, fill="black")
+        for r, image in enumerate(images):
+            sheet.paste(image.resize((tile, tile)), (c * tile, header + r * tile))
+    return sheet
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, default=8, help="the first N of the sample config's 20 classes")
+    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--crops", type=int, default=4, help="crops per step (Horama default 6)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", default=os.environ.get("VITALSTUDY_SAMPLE_DIR", "../shared/data/imagenet-sample"),
+                        help="natural images: the spectrum and the FID/KID reference set")
+    parser.add_argument("--spectrum-images", type=int, default=200)
+    parser.add_argument("--natural-images", type=int, default=250, help="a seeded sample of them for FID/KID")
+    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--out", default="results/peers")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    wnids = SAMPLE_CLASSES[: args.classes]
+    model, judge = load_model(MODEL), load_model(HELD_OUT)
+    index, _ = build_index({"source": "folder", "path": args.images}, seed=args.seed)
+    magnitude, _, _ = natural_spectrum(index, get_spec(MODEL).input_size, args.spectrum_images, args.seed)
+    asset = spectrum_path(out, get_spec(MODEL).input_size)
+    asset.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(asset, magnitude=magnitude)
+
+    budget = {"steps": args.steps, "lr": 1.0, "optimizer": "nadam", "views_per_step": args.crops}
+    passes = args.steps * args.crops
+    runs = {
+        "maco (ours)": lambda: run_ours("maco", budget, wnids, model, out, args.seed),
+        "maco (Horama)": lambda: run_horama("maco", wnids, model, magnitude, args.steps, args.crops, args.seed),
+        "fourier (ours)": lambda: run_ours("fourier", budget, wnids, model, out, args.seed),
+        "fourier (Horama)": lambda: run_horama("fourier", wnids, model, magnitude, args.steps, args.crops, args.seed),
+        "fourier_lucid (ours)": lambda: run_ours("fourier_lucid", {"steps": passes, "lr": 0.05}, wnids, model, out,
+                                                 args.seed),
+        "fourier_lucid (Lucent)": lambda: run_lucent(wnids, model, passes, args.seed),
+    }
+    images, seconds = {}, {}
+    for name, run in runs.items():
+        images[name], seconds[name] = run()
+        print(f"{name}: {seconds[name]:.1f} s", flush=True)
+
+    classes = imagenet_classes()
+    truth = np.array([classes.index(w) for w in wnids])
+    natural = index.sample(min(args.natural_images, len(index)), random_state=args.seed).sort_values("image_id")
+    real = forward_paths(model, get_spec(MODEL), list(natural["path"]), torch.device("cpu"), 32).penultimate
+    rows = []
+    for name, pics in images.items():
+        row = {"method": name, "images": len(pics)}
+        for label, net in (("lite2", (judge, HELD_OUT)), ("lite0", (model, MODEL))):
+            outputs = forward_fvs(net[0], get_spec(net[1]), pics, torch.device("cpu"), 16)
+            for k in (1, 5):
+                hits = topk_hits(outputs.logits, truth, k).astype(float)
+                ci = bootstrap_ci(np.mean, (hits,), args.bootstrap, 0.95, args.seed, "peers", label, k, name)
+                row[f"{label}_top{k}"] = [round(100 * hits.mean(), 1), round(100 * ci[0], 1), round(100 * ci[1], 1)]
+            if label == "lite0":
+                feats = outputs.penultimate
+        fid_ci = bootstrap_ci(frechet_distance, (feats, real), args.bootstrap, 0.95, args.seed, "peers-fid", name,
+                              recenter=True)
+        kid_ci = bootstrap_ci(mmd2_unbiased, (feats, real), args.bootstrap, 0.95, args.seed, "peers-kid", name,
+                              recenter=True)
+        row["fid"] = [round(frechet_distance(feats, real), 2), round(max(fid_ci[0], 0), 2), round(fid_ci[1], 2)]
+        row["kid"] = [round(mmd2_unbiased(feats, real), 4), round(kid_ci[0], 4), round(kid_ci[1], 4)]
+        row["seconds"] = round(seconds[name], 1)
+        steps = passes if "lucid" in name else args.steps
+        row["image_steps_per_s"] = round(len(pics) * steps / seconds[name], 2)
+        row["model_passes_per_s"] = round(len(pics) * passes / seconds[name], 2)
+        rows.append(row)
+    for ours, peer in (("maco (ours)", "maco (Horama)"), ("fourier (ours)", "fourier (Horama)"),
+                       ("fourier_lucid (ours)", "fourier_lucid (Lucent)")):
+        a, b = next(r for r in rows if r["method"] == ours), next(r for r in rows if r["method"] == peer)
+        a["speed_vs_peer"] = round(a["image_steps_per_s"] / b["image_steps_per_s"], 2)
+    contact_sheet(images, wnids).save(out / "contact_sheet.png")
+    (out / "peers.json").write_text(json.dumps({"classes": wnids, "steps": args.steps, "crops": args.crops,
+                                                "natural_images": len(real), "rows": rows}, indent=1))
+    print(f"{len(wnids)} classes, {args.steps} steps x {args.crops} crops ({passes} passes per image); "
+          f"FID/KID on Lite0 penultimate features vs {len(real)} natural images; [estimate, 95 % CI low, high]")
+    for row in rows:
+        print(json.dumps(row))
+    print(f"contact sheet: {out / 'contact_sheet.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
