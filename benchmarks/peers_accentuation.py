@@ -86,8 +86,9 @@ def main() -> int:
         with torch.no_grad():
             start_value = model(spec.normalize(seed01))[0, k].item()
         for seed in args.seeds:
-            for name, runner in (("vitalstudy", lambda: ours(spec, model, path, wnid, seed, settings)),
-                                 ("horama", lambda: horamas(spec, model, seed01[0], k, seed, settings))):
+            # both closures are called within this iteration
+            for name, runner in (("vitalstudy", lambda: ours(spec, model, path, wnid, seed, settings)),  # noqa: B023
+                                 ("horama", lambda: horamas(spec, model, seed01[0], k, seed, settings))):  # noqa: B023
                 image, seconds = runner()
                 with torch.no_grad():
                     gain = model(spec.normalize(image[None]))[0, k].item() - start_value

@@ -18,6 +18,10 @@ EXPLAINED = {
         "every rule runs the `vitalstudy` command of this package; the package is the environment, installed "
         "once from the hashed lock (requirements.lock, `make lock`). A per-rule conda env would install torch "
         "and its CUDA libraries once per rule.",
+    "Shell command directly uses variable VITALSTUDY from outside of the rule":
+        "VITALSTUDY is the one command every rule runs (the interpreter running Snakemake, `-m vitalstudy`: "
+        "the README's commands work without the venv on PATH), set once in common.smk. As a param of each rule "
+        "it would enter every job's parameters, so moving the venv would re-run the whole workflow.",
     "Param run_dir is a prefix of input or output file but hardcoded":
         "generate's --run-dir is the run folder (results/<run>) the job reads references from and writes FVs "
         "into, not an output folder of the job: directory() would make Snakemake delete the whole run.",
@@ -35,7 +39,8 @@ def lints(config: str) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory() as imagenet:  # the paper config checks that an ImageNet root exists
         (Path(imagenet) / "train").mkdir()
         result = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--configfile", config, "--config",
-                                 "run=lint"], capture_output=True, text=True, env={**os.environ, "IMAGENET_ROOT": imagenet})
+                                 "run=lint"], capture_output=True, text=True, env={**os.environ, "IMAGENET_ROOT": imagenet,
+                                                                  "VITALSTUDY_PREFLIGHT": "0"})  # lint runs no job
     found, where = [], "?"
     for line in (result.stdout + result.stderr).splitlines():
         header = re.match(r"Lints for (.*?)(?: \(line \d+, .*\))?:$", line)

@@ -13,7 +13,7 @@ from vitalstudy.models import get_spec
 def test_every_implementation_imports_and_builds_plans():
     for spec in METHODS.values():
         cls = spec.method_class()
-        assert callable(getattr(cls, "plan")) and callable(getattr(cls, "group_key")), spec.name
+        assert callable(cls.plan) and callable(cls.group_key), spec.name
 
 
 def test_facts_the_rest_of_the_project_reads():

@@ -123,7 +123,7 @@ def visualize(model, target, method: str = "vital", references=None, steps: int 
         runner = info.method_class()(method, spec, module, config, work, device)
         refs = {t.id: (_reference_list(references.get(t.id) if isinstance(references, dict) else references, work, t.id)
                        if info.reads_references else []) for t in targets}
-        assets = list(getattr(runner, "assets", lambda: [])())
+        assets = list(getattr(runner, "assets", list)())
         fingerprints = target_fingerprints(spec.name, method, targets, seed, config, refs, assets)
         size = batch_size or len(targets) * getattr(runner, "images_per_target", 1)
         results = {fv.target: fv for batch in batches(runner, targets, size)

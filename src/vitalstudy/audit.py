@@ -149,7 +149,8 @@ def _compare(name: str, produced: Path, recorded_path: str, digest: str) -> Find
     if not produced.is_file():
         return Finding(True, f"re-run {name}: {recorded_path} was not produced")
     same = sha256_file(produced) == digest
-    return Finding(not same, f"re-run {name}: {recorded_path} {'reproduced byte for byte' if same else 'DIFFERS from the recorded output'}")
+    verdict = "reproduced byte for byte" if same else "DIFFERS from the recorded output"
+    return Finding(not same, f"re-run {name}: {recorded_path} {verdict}")
 
 
 def _run_cli(argv: list[str], name: str) -> Finding | None:
@@ -275,7 +276,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plan", action="store_true", help="do not ask Snakemake what would re-run")
     parser.add_argument("--rerun", choices=RERUN_STAGES, default=None,
                         help="re-run this stage on a sample into a temporary folder and compare the outputs")
-    parser.add_argument("--sample", type=int, default=1, help="--rerun: how many records (a target's references, a generation job)")
+    parser.add_argument("--sample", type=int, default=1,
+                        help="--rerun: how many records (a target's references, a generation job)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -104,7 +104,7 @@ def check_images(config: dict) -> list[Missing]:
     users = "index, references, MACO spectrum, metrics"
     if not root.is_dir():
         how = ("an ImageNet root with train/<wnid>/* and val/<wnid>/*: set images.path or VITALSTUDY_IMAGES"
-               if source == "imagenet" else f"a folder of <wnid>_*.JPEG files: set images.path or VITALSTUDY_IMAGES")
+               if source == "imagenet" else "a folder of <wnid>_*.JPEG files: set images.path or VITALSTUDY_IMAGES")
         return [Missing(f"image source ({source})", str(root), how, users)]
     if source != "imagenet":
         return []

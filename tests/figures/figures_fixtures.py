@@ -66,7 +66,7 @@ def build_study(root: Path, participants: int = 12, seed: int = 0, model: str = 
         pid, subset = f"p{p:03d}", str(p % 3 + 1)
         lenient = rng.normal(0, 0.4)
 
-        def add(qid, fld, value):
+        def add(qid, fld, value, pid=pid, subset=subset, p=p):
             q = by_id[qid]
             rows.append({"participant": pid, "question_id": qid, "field": fld, "section_id": q["section_id"],
                          "type": q["type"], "subset": subset, "target": key.get(qid, {}).get("target", ""),

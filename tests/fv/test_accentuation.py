@@ -11,6 +11,7 @@ from vitalstudy.errors import ConfigError
 from vitalstudy.fv.accentuation import SeedDistance, gradient_scale, seed_spectrum, spectrum_image
 from vitalstudy.fv.color import decorrelate, recorrelate
 from vitalstudy.fv.generate import run_job
+from vitalstudy.fv.settings import default_method_config
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.references.targets import accentuation_id, parse_target
 
@@ -121,10 +122,9 @@ def test_accentuation_through_the_loop_records_its_seed(tiny_run, tmp_path, dist
     ids = [accentuation_id(e) for e in entries]
     pngs = {}
     for method, cfg in (("accentuation", {**STEPS, "distance": distance}),
-                        ("vital_accentuation", {"steps": 3, "lr": 0.1, "betas": [0.5, 0.9], "jitter": 4,
-                                                "distance": distance, "penalty": 1.0})):
+                        ("vital_accentuation", {"steps": 3, "lr": 0.1, "distance": distance, "penalty": 1.0})):
         targets = ids if method == "accentuation" else ids[:1]  # VITAL's neuron references are not in tiny_run
-        result = run_job(run, "efficientnet_lite0", method, targets, 0, cfg, CPU, batch_size=2,
+        result = run_job(run, "efficientnet_lite0", method, targets, 0, default_method_config(method, **cfg), CPU, batch_size=2,
                          accentuations=entries, model=model, log=lambda *_: None)
         for record in result.records:
             sidecar = json.loads(open(record["json"]["path"]).read())

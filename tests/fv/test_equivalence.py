@@ -175,7 +175,7 @@ def test_deepinversion_loss_and_gradient_equal_nvlabs(lite0, bs):
     mine = x.clone().requires_grad_(True)
     per_image = ours(mine)
     per_image.sum().backward()
-    for g, rows in enumerate(torch.arange(2 * bs).split(bs)):  # each target's batch is its own NVlabs batch
+    for rows in torch.arange(2 * bs).split(bs):  # each target's batch is its own NVlabs batch
         batch = x[rows].clone().requires_grad_(True)
         reference = _nvlabs_loss(lite0, batch, labels[rows], 0.05, 10.0, 1e-4, 1e-5)
         reference.backward()

@@ -87,7 +87,7 @@ var Logger = {log: function () {}};
 def walk(log, subset):
     """Item titles a participant of `subset` meets, following Google Forms' page navigation."""
     chooser = next(i for i, it in enumerate(log) if it["title"] == SUBSET_ITEM)
-    seen = [it for it in log[: chooser + 1]]
+    seen = list(log[: chooser + 1])
     p = next(c["nav"] for c in log[chooser]["choices"] if c["value"] == subset)
     linear = False
     while p < len(log):

@@ -63,9 +63,7 @@ def draw(out_dir: str | Path) -> Path:
     ax.imshow(Image.open(report["pattern_png"]))
     ax.set_title("planted pattern", fontsize=9)
     ax.axis("off")
-    for c, (unit, variant) in enumerate(columns):
-        if c == 0:
-            continue
+    for c in range(1, len(columns)):
         fig.add_subplot(grid[0, c]).axis("off")
     for r, method in enumerate(methods, start=1):
         for c, (unit, variant) in enumerate(columns):

@@ -16,7 +16,6 @@ machine agree as well. `generate.batch_size: <n>` bypasses both.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 import time
@@ -38,7 +37,8 @@ RUN_RECORD = RunLayout("").fv.batch_size_record  # relative to the run folder
 
 
 def cache_path() -> Path:
-    root = os.environ.get("VITALSTUDY_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "vitalstudy")
+    xdg_cache = os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")
+    root = os.environ.get("VITALSTUDY_CACHE") or os.path.join(xdg_cache, "vitalstudy")
     return Path(root) / "batch_size.json"
 
 

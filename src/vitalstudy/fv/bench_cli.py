@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
             best_row = next(r for r in rows if r["batch"] == best)
             summary = {
                 "model": name, "weights": weights, "method": method, "rows": rows, "chosen_batch": best,
-                "speedup_vs_one_target_loop": round(best_row["image_steps_per_second"] / single["image_steps_per_second"], 3) if single else None,
+                "speedup_vs_one_target_loop": (round(best_row["image_steps_per_second"] / single["image_steps_per_second"], 3)
+                                               if single else None),
                 "seconds_per_image_at_total_steps": round(args.total_steps / best_row["image_steps_per_second"], 2),
                 "seconds_per_target_at_total_steps": round(args.total_steps / best_row["target_steps_per_second"], 2),
                 "total_steps": args.total_steps,
@@ -68,5 +69,6 @@ def run(args: argparse.Namespace) -> int:
 def _default_generate() -> dict:
     from vitalstudy.config import validate
 
-    return validate({"run": "bench", "seed": 0, "images": {"source": "bundled"}, "references": {}, "models": {"targets": ["efficientnet_lite0"]}, "targets": {"classes": ["n07920052"]}},
+    return validate({"run": "bench", "seed": 0, "images": {"source": "bundled"}, "references": {},
+                     "models": {"targets": ["efficientnet_lite0"]}, "targets": {"classes": ["n07920052"]}},
                     check_paths=False)["generate"]

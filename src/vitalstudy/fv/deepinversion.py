@@ -70,7 +70,7 @@ class DeepInversionObjective:
                 handle.remove()
         labels = self.labels.to(x.device)
         terms = {"cross_entropy": [], "bn": [], "tv": [], "l2": []}
-        for g, rows in enumerate(torch.arange(x.shape[0], device=x.device).split(self.per_target)):
+        for rows in torch.arange(x.shape[0], device=x.device).split(self.per_target):
             terms["cross_entropy"].append(F.cross_entropy(logits[rows], labels[rows]))
             terms["bn"].append(bn_statistics_loss([f[rows] for f in inputs], self.bns, self.first_multiplier))
             terms["tv"].append(batch_total_variation(x[rows]))

@@ -106,7 +106,7 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
     targets = [parse_target(t, concepts, accentuations) for t in target_ids]
     references = {t.id: _references(run_dir, model_name, t) if info.reads_references else []
                   for t in targets}
-    asset_files = list(getattr(method, "assets", lambda: [])())  # e.g. MACO's spectrum
+    asset_files = list(getattr(method, "assets", list)())  # e.g. MACO's spectrum
     fingerprints = target_fingerprints(model_name, method_name, targets, seed, method_config, references, asset_files)
     todo = [t for t in targets if not _is_done(output_paths(run_dir, model_name, method_name, t.id, seed), fingerprints[t.id])]
     if len(todo) < len(targets):

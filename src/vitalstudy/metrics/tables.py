@@ -108,7 +108,8 @@ def _paper_cell(values: pd.DataFrame | None, metric: str) -> str:
 
 def _line(spec: TableSpec, model: str, paper_model: str, method: str, setup: str, ours: dict[str, str],
           paper_values: pd.DataFrame | None, notes: dict[str, list[str]]) -> dict:
-    line = {"model": model, "method": METHODS[method].title if method in METHODS else NOT_METHODS.get(method, method), "setup (paper)": setup}
+    title = METHODS[method].title if method in METHODS else NOT_METHODS.get(method, method)
+    line = {"model": model, "method": title, "setup (paper)": setup}
     for col in spec.columns:
         line[f"{col.label} (ours)"] = ours.get(col.metric, "—")
         if col.paper:

@@ -17,7 +17,6 @@ import importlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -272,7 +271,7 @@ def resolve_declaration(name: str, decl: dict, model: nn.Module | None = None) -
         if decl.get(key) is not None and decl[key] not in modules:
             raise layer_error(f"models.declare.{name}.{key}", name, decl[key], names)
     if decl.get("class_layers") is None:
-        decl["class_layers"] = {n: 1.0 for n in _infer_class_layers(name, model, layers)}
+        decl["class_layers"] = dict.fromkeys(_infer_class_layers(name, model, layers), 1.0)
     class_names = list(decl["class_layers"])
     if decl.get("neuron_layer") is None:
         decl["neuron_layer"] = class_names[-1]

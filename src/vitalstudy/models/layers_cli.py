@@ -59,7 +59,8 @@ def layer_table(spec: ModelSpec, input_size: int | None = None) -> str:
              f"  {'layer':<{widths[0]}}  {'type':<{widths[1]}}  {'output shape':<{widths[2]}}  VITAL default"]
     for name, kind, shape in rows:
         mark = "*" if name in roles else " "
-        lines.append(f"{mark} {name:<{widths[0]}}  {kind:<{widths[1]}}  {shape:<{widths[2]}}  {', '.join(roles.get(name, []))}".rstrip())
+        row = f"{mark} {name:<{widths[0]}}  {kind:<{widths[1]}}  {shape:<{widths[2]}}  {', '.join(roles.get(name, []))}"
+        lines.append(row.rstrip())
     return "\n".join(lines)
 
 

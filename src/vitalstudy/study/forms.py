@@ -425,7 +425,8 @@ def write_forms(spec: StudySpec, run_dir: Path, study_dir: Path, scorer: ScorerF
     pages = render_pages(manifest, forbidden=spec.methods, assignment_salt=static_salt(private_dir))
     texts = {
         "manifest.json": json.dumps(manifest, indent=2) + "\n",
-        "codebook.csv": to_csv(codebook_rows(manifest), ["column_header", "question_id", "field", "section_id", "type", "subset"]),
+        "codebook.csv": to_csv(codebook_rows(manifest),
+                               ["column_header", "question_id", "field", "section_id", "type", "subset"]),
         "google_form.gs": apps_script(manifest),
         **pages,
     }

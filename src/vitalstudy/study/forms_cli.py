@@ -29,8 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--admin-token-env", default="VITALSTUDY_ADMIN_TOKEN",
                         help="environment variable holding the admin export token (unset: export disabled)")
-    parser.add_argument("--completion-code", help="code shown after submitting (default: the spec's completion.code, else COMPLETED)")
-    parser.add_argument("--completion-url", help="where to send participants after submitting; {code} is replaced (default: the spec's completion.url)")
+    parser.add_argument("--completion-code",
+                        help="code shown after submitting (default: the spec's completion.code, else COMPLETED)")
+    parser.add_argument("--completion-url",
+                        help="where to send participants after submitting; {code} is replaced "
+                             "(default: the spec's completion.url)")
     parser.add_argument("--max-bytes", type=int, default=256 * 1024, help="largest accepted submission")
     parser.add_argument("--origin", action="append", default=[],
                         help="public origin the form pages are reached at behind a proxy, e.g. "

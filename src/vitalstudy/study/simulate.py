@@ -87,7 +87,7 @@ def judge_stimuli(manifest: dict, answer_key: dict, forms_dir: Path, model_name:
     if not fvs:
         return {}
     judgements, reference_means = {}, {}
-    for sid, (stimulus, question), probs in zip(fvs, fvs.values(), probabilities([s for s, _ in fvs.values()])):
+    for sid, (_, question), probs in zip(fvs, fvs.values(), probabilities([s for s, _ in fvs.values()])):
         target = answer_key["questions"].get(question["question_id"], {}).get("target")
         if target in classes:
             p_true = float(probs[classes.index(target)])

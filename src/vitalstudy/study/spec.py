@@ -132,12 +132,12 @@ def _schema_errors(raw: Any, path: Path) -> None:
 
 def _section(raw: dict, spec_methods: tuple[str, ...], fv_seed: int) -> Section:
     kind = raw["type"]
-    base = dict(
-        section_id=raw.get("id", kind),
-        type=kind,
-        title=raw.get("title", DEFAULT_TITLES[kind]),
-        instructions=raw.get("instructions", ""),
-    )
+    base = {
+        "section_id": raw.get("id", kind),
+        "type": kind,
+        "title": raw.get("title", DEFAULT_TITLES[kind]),
+        "instructions": raw.get("instructions", ""),
+    }
     if kind == "demographics":
         return Section(**base, questions=tuple(raw.get("questions", DEFAULT_DEMOGRAPHICS)))
     return Section(
