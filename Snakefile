@@ -16,6 +16,7 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/study.smk"
 include: "workflow/rules/responses.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/accentuation.smk"
 
 
 rule all:

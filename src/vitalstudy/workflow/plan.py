@@ -507,7 +507,8 @@ class WorkflowPlan:
 
     def all_outputs(self) -> list[str]:
         return (self.references_outputs() + self.generation_outputs() + self.metrics_outputs()
-                + self.study_forms_outputs() + self.responses_outputs() + self.figures_outputs())
+                + self.study_forms_outputs() + self.responses_outputs() + self.figures_outputs()
+                + self.accentuation_outputs())
 
 
 __all__ = ["CircuitJob", "GenerationJob", "PlanError", "WorkflowPlan", "global_resource", "model_job_gpus"]
