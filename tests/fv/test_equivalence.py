@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from vitalstudy.models import build_model, get_spec, load_model
+from vitalstudy.fv.settings import default_method_config
 from vitalstudy.models.features import capture_outputs
 from vitalstudy.references.targets import parse_target
 
@@ -255,7 +256,7 @@ def test_vital_inner_neuron_objective_equals_the_authors_weighting(tmp_path, lit
         Image.fromarray(rng.integers(0, 255, (240, 240, 3), dtype=np.uint8)).save(path)
         refs.append({"image_id": f"r{i}", "path": str(path), "sha256": str(i), "view": original_view()})
     target = parse_target("head_c12")
-    method = VitalMethod("vital_lrp", spec, lite0, {"jitter": 0, "steps": 1, "lr": 1.0}, tmp_path, CPU)
+    method = VitalMethod("vital_lrp", spec, lite0, default_method_config("vital_lrp", jitter=0, steps=1, lr=1.0), tmp_path, CPU)
     plan = method.plan([target], {target.id: refs})
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     loss, grad = _grad(plan.objective, x)
