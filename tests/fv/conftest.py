@@ -11,7 +11,8 @@ from vitalstudy.io import sha256_file, write_json
 from vitalstudy.references.select import select_class_references
 from vitalstudy.references.targets import parse_target
 
-TINY_VITAL = {"steps": 6, "lr": 1.0, "betas": [0.5, 0.9], "warmup": 2, "jitter": 4, "checkpoint_every": 2}
+TINY_VITAL = {"steps": 6, "lr": 1.0, "betas": [0.5, 0.9], "warmup": 2, "jitter": 4}
+CHECKPOINT_EVERY = 2  # a generate-level setting (every method checkpoints alike)
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +30,8 @@ def tiny_run(tmp_path_factory):
 
 def generate_cli(run, targets, seed=0, steps=6, batch_size=1, method="vital", marker=None, **popen):
     config = {"seed": seed, "device": "cpu", "models": {"weights": {}},
-              "generate": {"batch_size": batch_size, "vital": {**TINY_VITAL, "steps": steps}}}
+              "generate": {"batch_size": batch_size, "checkpoint_every": CHECKPOINT_EVERY,
+                           "vital": {**TINY_VITAL, "steps": steps}}}
     args = [sys.executable, "-m", "vitalstudy.cli", "generate", "--stage-config", json.dumps(config), "--run-dir",
             str(run), "--model", "efficientnet_lite0", "--method", method, "--seed", str(seed), "--targets", *targets,
             "--marker", str(marker or run / "marker.json")]
