@@ -20,7 +20,7 @@ def _snakefile(repo: Path, tmp_path: Path) -> Path:
     """The repository's rule files as the Snakefile includes them, with the metrics outputs as `all`."""
     rules = ("common.smk", "references.smk", "generate.smk", "metrics.smk")
     text = "".join(f'include: "{repo / "workflow" / "rules" / name}"\n' for name in rules)
-    text += "rule all:\n    input: metrics_outputs()\n    default_target: True\n"
+    text += "rule all:\n    input: PLAN.metrics_outputs()\n    default_target: True\n"
     path = tmp_path / "Snakefile"
     path.write_text(text)
     return path
@@ -49,7 +49,12 @@ def test_dry_run_lists_metric_jobs_after_generation(repo, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     counts = _job_counts(result.stdout)
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
-    assert counts["generate"] == len(config["generate"]["methods"]) * len(config["generate"]["seeds"])
+    from vitalstudy.config import load
+    from vitalstudy.workflow import WorkflowPlan
+
+    planned = WorkflowPlan(load([repo / "config" / "config.yaml"]), report=lambda *a, **k: None, cores=2, gpus=0,
+                           circuit_file=None).generation_jobs
+    assert counts["generate"] == len(planned) and {j.method for j in planned} == set(config["generate"]["methods"])
     assert counts["metrics_measure"] == len(config["models"]["targets"])
     assert counts["metrics_tables"] == 1
     # the metrics job waits for the generation job records that write its FVs
