@@ -29,3 +29,13 @@ def imagenet_sample() -> Path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+def workflow_workdir(repo: Path, tmp_path: Path) -> Path:
+    """A scratch working directory that runs the repository's Snakefile and rules (its results stay
+    out of the repository)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    for item in ("Snakefile", "workflow"):
+        (workdir / item).symlink_to(repo / item)
+    return workdir

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import workflow_workdir
 
 
 def _cluster_up() -> bool:
@@ -33,10 +34,7 @@ def test_tiny_workflow_runs_through_slurm_with_a_partition_per_kind_of_rule(repo
     config.pop("study", None)
     path = tmp_path / "slurm.yaml"
     path.write_text(yaml.safe_dump(config))
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    for item in ("Snakefile", "workflow"):
-        (workdir / item).symlink_to(repo / item)
+    workdir = workflow_workdir(repo, tmp_path)
     venv_bin = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)}
     record = "results/pytest-slurm/02_fv/efficientnet_lite0/fourier/_jobs/seed0-b000.json"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import workflow_workdir
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -49,10 +50,7 @@ def test_tiny_run_writes_references_and_provenance(repo, tmp_path):
             section.update(steps=4, **({"warmup": 1} if "warmup" in section else {}))
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    for item in ("Snakefile", "workflow"):
-        (workdir / item).symlink_to(repo / item)
+    workdir = workflow_workdir(repo, tmp_path)
     result = _snakemake(workdir, "--cores", "2", "--configfile", str(path))
     assert result.returncode == 0, result.stderr[-3000:]
     ref_dir = workdir / "results" / "pytest-tiny" / "01_references" / "efficientnet_lite0"
