@@ -300,6 +300,21 @@ def test_vital_importance_readings_differ_and_are_keys(tmp_path, lite0):
                     tmp_path, CPU)
 
 
+def test_vital_inner_neuron_matches_only_layers_before_the_neuron(tmp_path, lite0):
+    """A neuron inside the network is matched at the neuron layers computed before it (relevance
+    from it cannot reach a later layer); one with none before it is refused by name."""
+    from vitalstudy.errors import VitalStudyError
+    from vitalstudy.fv.vital import VitalMethod
+
+    spec = get_spec("efficientnet_lite0")
+    method = VitalMethod("vital_lrp", spec, lite0, default_method_config("vital_lrp"), tmp_path, CPU)
+    assert [l.name for l in method.layers(parse_target("head_c12"))] == [l.name for l in spec.neuron_layers]
+    assert [l.name for l in method.layers(parse_target("blocks.4_c3"))] == ["stem.0", "blocks.2"]
+    assert [l.name for l in method.layers(parse_target("blocks.4._depthwise_conv_c3"))] == ["stem.0", "blocks.2"]
+    with pytest.raises(VitalStudyError, match="no matched layer of VITAL runs before 'stem.0'"):
+        method.layers(parse_target("stem.0_c3"))
+
+
 @pytest.mark.parametrize("stem_pool", ["average", "max"])
 def test_max_pool_relevance_is_the_authors_average_pool_substitute(stem_pool):
     """ResNet50's stem max-pool: relevance at its input equals the authors' 2x2 average-pool rule

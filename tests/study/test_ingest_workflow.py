@@ -32,6 +32,7 @@ def test_rules_simulate_ingest_and_score(tmp_path):
         Image.new("RGB", (64, 64), (40 * n % 255, 90, 200)).save(forms / "forms" / stimulus["file"])
     raw = work / "study" / "demo" / "responses"
     raw.mkdir(parents=True)
+    shutil.copy(REPO / "study" / "demo" / "study.yaml", raw.parent)  # the spec the preflight asks for
     (raw / "one.json").write_text(json.dumps(submission("human-1")))
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config.update(run="wf", study={"studies": ["demo"], "simulate": {"participants": 6, "seed": 1},
@@ -40,7 +41,7 @@ def test_rules_simulate_ingest_and_score(tmp_path):
     rules = REPO / "workflow" / "rules"
     (work / "Snakefile").write_text(
         f'include: "{rules / "common.smk"}"\ninclude: "{rules / "responses.smk"}"\n\n'
-        "rule all:\n    input: responses_outputs()\n")
+        "rule all:\n    input: PLAN.responses_outputs()\n")
     env = {**os.environ, "TEST_SALT": "pepper", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "PYTHONPATH": f"{REPO / 'src'}:{os.environ.get('PYTHONPATH', '')}"}
     result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config.yaml"],

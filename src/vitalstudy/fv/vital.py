@@ -117,6 +117,15 @@ def _start_for(targets: list[Target], spec: ModelSpec, classes_index) -> Start:
     return Start("channel", layer=layers.pop(), indices=tuple(t.channel for t in targets))
 
 
+def _layers_before(model, layer: str, candidates) -> list[HookedLayer]:
+    """The candidate layers computed before `layer` (module registration order, which is the
+    forward order of the networks we hook; an enclosing module of `layer` finishes after it)."""
+    order = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    if layer not in order:
+        raise VitalStudyError(f"layer {layer!r} is not a module of the model")
+    return [l for l in candidates if order[l.name] < order[layer] and not layer.startswith(l.name + ".")]
+
+
 class VitalMethod:
     """Builds the loop plan for a batch of targets (`vital` or `vital_lrp`)."""
 
@@ -137,7 +146,14 @@ class VitalMethod:
         return "class" if target.kind == "class" else f"{target.kind}:{target.layer}"
 
     def layers(self, target: Target) -> list[HookedLayer]:
-        base = self.spec.class_layers if target.kind == "class" else self.spec.neuron_layers
+        """The matched layers: the class layers, or for an inner neuron (or concept) the neuron
+        layers that run before its own layer (relevance cannot reach a layer computed after it)."""
+        base = self.spec.class_layers if target.kind == "class" else _layers_before(self.model, target.layer,
+                                                                                    self.spec.neuron_layers)
+        if not base:
+            raise VitalStudyError(f"{self.spec.name}: no matched layer of VITAL runs before {target.layer!r} "
+                                  f"(neuron layers: {', '.join(l.name for l in self.spec.neuron_layers)}); "
+                                  f"choose a deeper layer for target {target.id}")
         override = self.config["layer_weights"].get(self.spec.name, {})
         return [HookedLayer(l.name, float(override.get(l.name, l.weight))) for l in base]
 
