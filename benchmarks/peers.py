@@ -41,7 +41,7 @@ from vitalstudy.metrics.forward import forward_fvs, forward_paths
 from vitalstudy.metrics.stats import bootstrap_ci
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.models.preprocessing import denormalize
-from vitalstudy.references.targets import parse_target
+from vitalstudy.targets import parse_target
 from vitalstudy.seeding import derive_seed
 
 SAMPLE_CLASSES = ["n01440764", "n01530575", "n01644373", "n01742172", "n01770393", "n01843383", "n01910747",

@@ -27,7 +27,7 @@ from vitalstudy.fooling.experiment import t_interval
 from vitalstudy.fv.accentuation import AccentuationMethod, load_seeds
 from vitalstudy.fv.loop import optimise
 from vitalstudy.models import get_spec, load_model
-from vitalstudy.references.targets import accentuation_id, parse_target
+from vitalstudy.targets import accentuation_id, parse_target
 
 # (seed image of the bundled set, target class): a class in its own photo and in another's
 PAIRS = [("skimage_chelsea", "n02123159"), ("skimage_coffee", "n07920052"), ("skimage_coffee", "n02123159"),

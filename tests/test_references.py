@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitalstudy.data.sources import build_index
+from vitalstudy.data.sources import apply_view, build_index
 from vitalstudy.models import get_spec, load_model
-from vitalstudy.references.select import (apply_view, score_patches, select_class_references,
-                                          select_neuron_references)
-from vitalstudy.references.targets import parse_target
+from vitalstudy.references.select import score_patches, select_class_references, select_neuron_references
+from vitalstudy.targets import parse_target
 
 
 @pytest.fixture()

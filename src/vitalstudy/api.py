@@ -103,7 +103,7 @@ def visualize(model, target, method: str = "vital", references=None, steps: int 
     from vitalstudy.fv.maco import spectrum_path
     from vitalstudy.fv.registry import get_method
     from vitalstudy.models.features import resolve_device
-    from vitalstudy.references.targets import parse_target
+    from vitalstudy.targets import parse_target
 
     info = get_method(method)  # an unknown method: the registry's error, naming the known ones
     single = not isinstance(target, (list, tuple))

@@ -130,7 +130,7 @@ def generation_work(config: dict) -> list[Work]:
     from vitalstudy.fv.settings import method_config
     from vitalstudy.metrics.images import planned_images
     from vitalstudy.models import get_spec
-    from vitalstudy.references.targets import class_targets, neuron_targets
+    from vitalstudy.targets import class_targets, neuron_targets
 
     gen = config["generate"]
     work = []

@@ -94,7 +94,7 @@ def _weights_url(name: str) -> str | None:
 def check_images(config: dict) -> list[Missing]:
     """The image source; for ImageNet its train/ (references) and val/ (metrics) folder of every
     class target."""
-    from vitalstudy.references.targets import class_targets
+    from vitalstudy.targets import class_targets
 
     images = config["images"]
     source = images["source"]

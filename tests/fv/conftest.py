@@ -9,7 +9,7 @@ import pytest
 from vitalstudy.data.sources import build_index
 from vitalstudy.io import sha256_file, write_json
 from vitalstudy.references.select import select_class_references
-from vitalstudy.references.targets import parse_target
+from vitalstudy.targets import parse_target
 
 TINY_VITAL = {"steps": 6, "lr": 1.0, "betas": [0.5, 0.9], "warmup": 2, "jitter": 4}
 CHECKPOINT_EVERY = 2  # a generate-level setting (every method checkpoints alike)

@@ -13,7 +13,7 @@ from vitalstudy.fv.color import decorrelate, recorrelate
 from vitalstudy.fv.generate import run_job
 from vitalstudy.fv.settings import default_method_config
 from vitalstudy.models import get_spec, load_model
-from vitalstudy.references.targets import accentuation_id, parse_target
+from vitalstudy.targets import accentuation_id, parse_target
 
 CPU = torch.device("cpu")
 horama = pytest.importorskip("horama", reason="the `bench` extra (horama) is not installed")

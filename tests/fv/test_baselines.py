@@ -14,7 +14,7 @@ from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.models import build_model, get_spec, load_model
 from vitalstudy.models.features import capture_outputs
-from vitalstudy.references.targets import parse_target
+from vitalstudy.targets import parse_target
 
 CPU = torch.device("cpu")
 FEW = {"steps": 3, "lr": 0.05}

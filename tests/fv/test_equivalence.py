@@ -24,7 +24,7 @@ from PIL import Image
 from vitalstudy.models import build_model, get_spec, load_model
 from vitalstudy.fv.settings import default_method_config
 from vitalstudy.models.features import capture_outputs
-from vitalstudy.references.targets import parse_target
+from vitalstudy.targets import parse_target
 
 CPU = torch.device("cpu")
 
@@ -246,7 +246,7 @@ def _authors_sort_matching(target, input):
 def test_vital_inner_neuron_objective_equals_the_authors_weighting(tmp_path, lite0):
     from vitalstudy.fv.relevance import RelevanceMaps, Start
     from vitalstudy.fv.vital import VitalMethod, reference_batch
-    from vitalstudy.references.select import original_view
+    from vitalstudy.data.sources import original_view
 
     spec = get_spec("efficientnet_lite0")
     rng = np.random.default_rng(0)

@@ -121,7 +121,7 @@ def test_concept_direction_target_end_to_end(tmp_path):
     from vitalstudy.io import write_json
     from vitalstudy.models import get_spec, load_model
     from vitalstudy.references.select import select_concept_references
-    from vitalstudy.references.targets import parse_target
+    from vitalstudy.targets import parse_target
 
     direction = tmp_path / "stripes.npy"
     np.save(direction, np.random.default_rng(0).random(1280).astype(np.float32))

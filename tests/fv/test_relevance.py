@@ -88,7 +88,7 @@ def test_guided_backprop_and_concept_starts_run():
 
 def test_circuit_channels_are_the_most_relevant():
     from vitalstudy.references.circuits import top_channels
-    from vitalstudy.references.select import original_view
+    from vitalstudy.data.sources import original_view
 
     spec, model = get_spec("efficientnet_lite0"), load_model("efficientnet_lite0")
     index, _ = build_index({"source": "bundled"}, seed=0)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.errors import ConfigError, VitalStudyError
@@ -49,6 +49,21 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
             return image.convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise UnreadableImageError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from None
+
+
+def original_view() -> dict:
+    """A source image as it is (no crop, no flip). Views live with the sources because every stage that
+    reads a reference (selection, generation, metrics) applies them."""
+    return {"kind": "original", "crop_box": None, "flip": False}
+
+
+def apply_view(image: Image.Image, view: dict) -> Image.Image:
+    """The reference image as matched: the recorded crop and flip applied to the source pixels."""
+    if view.get("crop_box"):
+        image = image.crop(tuple(view["crop_box"]))
+    if view.get("flip"):
+        image = ImageOps.mirror(image)
+    return image
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,7 @@ from vitalstudy.figures.methods import method_name
 from vitalstudy.figures.style import placeholder
 from vitalstudy.io import read_json
 from vitalstudy.metrics.images import FVKey
-from vitalstudy.references.targets import parse_target
+from vitalstudy.targets import parse_target
 
 CELL = 1.6  # inches per image
 

@@ -27,7 +27,7 @@ import torch
 from scipy import stats as scipy_stats
 
 from vitalstudy.data.classes import imagenet_classes
-from vitalstudy.data.sources import load_rgb
+from vitalstudy.data.sources import apply_view, load_rgb, original_view
 from vitalstudy.fooling.circuit import Branch, FoolingCircuit, StripeScore, Unit
 from vitalstudy.fv.generate import _alpha_png, _to_png
 from vitalstudy.fv.loop import optimise
@@ -38,8 +38,8 @@ from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models.features import capture_outputs, capture_pre_activation, channel_means
 from vitalstudy.models.registry import ModelSpec
-from vitalstudy.references.select import apply_view, original_view, select_class_references
-from vitalstudy.references.targets import accentuation_id, parse_target
+from vitalstudy.references.select import select_class_references
+from vitalstudy.targets import accentuation_id, parse_target
 from vitalstudy.seeding import derive_seed
 
 VARIANTS = ("original", "manipulated")

@@ -38,7 +38,7 @@ from vitalstudy.fv.vital import VitalMethod
 from vitalstudy.models.features import capture_outputs
 from vitalstudy.models.preprocessing import denormalize
 from vitalstudy.models.registry import ModelSpec
-from vitalstudy.references.targets import Target
+from vitalstudy.targets import Target
 
 LOGIT_EPS = 1e-3  # Horama's inverse sigmoid: log((x + eps) / (1 - x + eps))
 

@@ -7,7 +7,7 @@ import json
 
 from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.settings import job_settings
-from vitalstudy.references.targets import accentuation_targets, parse_target
+from vitalstudy.targets import accentuation_targets, parse_target
 
 
 def accentuation_methods(config: dict) -> list[str]:

@@ -196,7 +196,7 @@ def measure_method(method_name: str, spec: ModelSpec, model, config: dict, devic
                    candidates: tuple[int, ...] | None = None, mixed_precision: bool = False, log=print) -> list[dict]:
     """`vitalstudy bench`'s timing of one method (stand-in inputs, class targets)."""
     from vitalstudy.data.classes import imagenet_classes
-    from vitalstudy.references.targets import parse_target
+    from vitalstudy.targets import parse_target
 
     with tempfile.TemporaryDirectory(prefix="vitalstudy-bench-") as work:
         method = bench_method(method_name, spec, model, config, device, Path(work))

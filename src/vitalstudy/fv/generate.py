@@ -32,7 +32,7 @@ from vitalstudy.models import get_spec, load_model
 from vitalstudy.progress import log as progress_log
 from vitalstudy.progress import progress
 from vitalstudy.provenance import code_version, package_versions
-from vitalstudy.references.targets import Target, parse_target
+from vitalstudy.targets import Target, parse_target
 from vitalstudy.seeding import derive_seed
 
 

@@ -9,7 +9,7 @@ import torch
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.models.features import capture_pre_activation, channel_means
-from vitalstudy.references.targets import Target
+from vitalstudy.targets import Target
 
 
 class ActivationObjective:

@@ -17,7 +17,7 @@ from importlib import import_module
 
 from vitalstudy.errors import VitalStudyError
 
-TARGET_KINDS = ("class", "neuron", "concept", "accentuation")  # target kinds (references/targets.py)
+TARGET_KINDS = ("class", "neuron", "concept", "accentuation")  # target kinds (vitalstudy/targets.py)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from vitalstudy.data.sources import load_rgb
+from vitalstudy.data.sources import apply_view, load_rgb
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.plan import Plan, loop_settings
 from vitalstudy.fv.pixels import NormalisedPixels, RollJitter
@@ -34,8 +34,7 @@ from vitalstudy.layout import RunLayout
 from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype, sort_match_loss
 from vitalstudy.models.features import capture_outputs
 from vitalstudy.models.registry import HookedLayer, ModelSpec
-from vitalstudy.references.select import apply_view
-from vitalstudy.references.targets import Target
+from vitalstudy.targets import Target
 
 
 def reference_batch(spec: ModelSpec, references: list[dict]) -> torch.Tensor:

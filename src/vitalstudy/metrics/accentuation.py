@@ -29,7 +29,7 @@ from vitalstudy.io import read_json
 from vitalstudy.metrics.longformat import row
 from vitalstudy.metrics.stats import bootstrap_ci
 from vitalstudy.models.features import capture_outputs, capture_pre_activation, channel_means
-from vitalstudy.references.targets import Target
+from vitalstudy.targets import Target
 
 METRICS = ("accent_gain", "accent_pixel_distance", "accent_feature_distance", "accent_path_rho")
 

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from vitalstudy.metrics.longformat import write_rows
     from vitalstudy.models import get_spec, load_model
     from vitalstudy.provenance import Provenance
-    from vitalstudy.references.targets import accentuation_targets, parse_target
+    from vitalstudy.targets import accentuation_targets, parse_target
 
     cfg = json.loads(args.stage_config)
     entries = cfg.get("accentuations", [])

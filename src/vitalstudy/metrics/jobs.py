@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from vitalstudy.data.classes import imagenet_classes
-from vitalstudy.data.sources import load_rgb, read_index
+from vitalstudy.data.sources import apply_view, load_rgb, read_index
 from vitalstudy.errors import ConfigError, MissingAssetError, VitalStudyError
 from vitalstudy.io import read_json
 from vitalstudy.metrics import accuracy, clip_zeroshot, cosy, fid, path_similarity, tsne
@@ -26,8 +26,7 @@ from vitalstudy.metrics.longformat import unavailable
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.models.features import resolve_device
 from vitalstudy.models.registry import ModelSpec
-from vitalstudy.references.select import apply_view
-from vitalstudy.references.targets import class_targets, neuron_targets, parse_target
+from vitalstudy.targets import class_targets, neuron_targets, parse_target
 
 
 @dataclass

@@ -11,7 +11,7 @@ from vitalstudy.fv.relevance import RelevanceMaps, Start
 from vitalstudy.fv.sortmatch import as_channels_by_positions
 from vitalstudy.fv.vital import reference_batch
 from vitalstudy.models.registry import ModelSpec
-from vitalstudy.references.targets import neuron_id
+from vitalstudy.targets import neuron_id
 
 
 def top_channels(spec: ModelSpec, model, wnid: str, references: list[dict], count: int,

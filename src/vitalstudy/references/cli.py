@@ -62,7 +62,7 @@ def _load_scores(path: str) -> dict:
 def _select(args, cfg) -> int:
     from vitalstudy.references.montage import montage
     from vitalstudy.references.select import select_class_references, select_neuron_references
-    from vitalstudy.references.targets import parse_target
+    from vitalstudy.targets import parse_target
 
     target = parse_target(args.target, cfg.get("concepts"))
     refs_cfg = cfg["references"]

@@ -6,8 +6,7 @@ import math
 
 from PIL import Image, ImageDraw, ImageOps
 
-from vitalstudy.data.sources import load_rgb
-from vitalstudy.references.select import apply_view
+from vitalstudy.data.sources import apply_view, load_rgb
 
 
 def montage(references: list[dict], columns: int = 8, tile: int = 112) -> Image.Image:

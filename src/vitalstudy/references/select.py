@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
 
-from vitalstudy.data.sources import UnreadableImageError, load_rgb
+from vitalstudy.data.sources import UnreadableImageError, load_rgb, original_view
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.models.features import capture_outputs, channel_means
 from vitalstudy.models.registry import ModelSpec
@@ -27,19 +26,6 @@ from vitalstudy.progress import progress
 from vitalstudy.seeding import rng as seeded_rng
 
 REFERENCE_POOLS = ("reference", "both")
-
-
-def original_view() -> dict:
-    return {"kind": "original", "crop_box": None, "flip": False}
-
-
-def apply_view(image: Image.Image, view: dict) -> Image.Image:
-    """The reference image as matched: the recorded crop and flip applied to the source pixels."""
-    if view.get("crop_box"):
-        image = image.crop(tuple(view["crop_box"]))
-    if view.get("flip"):
-        image = ImageOps.mirror(image)
-    return image
 
 
 def random_view(size: tuple[int, int], rng: np.random.Generator, min_area: float, flip: bool) -> dict:

@@ -21,7 +21,7 @@ from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.settings import job_settings
 from vitalstudy.layout import RunLayout, run_root
 from vitalstudy.models.registry import get_spec
-from vitalstudy.references.targets import class_targets, concept_targets, neuron_targets, parse_target
+from vitalstudy.targets import class_targets, concept_targets, neuron_targets, parse_target
 
 METRIC_TABLES = (1, 2, 3, 5)
 METRIC_FILES = ("accuracy", "predictions", "clip", "fid", "cosy", "path_similarity", "tsne")
