@@ -292,3 +292,6 @@ def run(args: argparse.Namespace) -> int:
     problems = sum(f.problem for f in findings)
     print(f"audit {args.run_dir}: {problems} problem(s)", file=sys.stderr if problems else sys.stdout)
     return 1 if problems else 0
+
+
+COMMANDS = {"audit": (add_arguments, run)}

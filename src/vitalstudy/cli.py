@@ -1,7 +1,9 @@
 """The ``vitalstudy`` command: one subcommand per stage.
 
-Subcommand modules are imported only when chosen, so ``vitalstudy --help`` stays fast (no torch
-import). Each module provides ``add_arguments(parser)`` and ``run(args) -> int``.
+One scheme for every command: a stage's commands live in its package's ``cli.py`` (a core module that is
+one command, like ``config`` or ``audit``, holds its own), which maps each command name to its pair
+``(add_arguments(parser), run(args) -> int)`` in ``COMMANDS``. Modules are imported only when chosen, so
+``vitalstudy --help`` stays fast (no torch import).
 """
 
 from __future__ import annotations
@@ -13,24 +15,24 @@ import sys
 
 from vitalstudy.errors import VitalStudyError
 
-# name -> (module, one-line help). Stage modules live beside the code they drive.
+# name -> (module holding it in COMMANDS, one-line help). Stage modules live beside the code they drive.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("vitalstudy.config", "validate a config file and print the resolved config"),
     "preflight": ("vitalstudy.preflight", "list every asset (weights, images, CLIP, text encoder) a config needs and lacks"),
     "index": ("vitalstudy.data.cli", "list a run's source images with their class and pool"),
     "references": ("vitalstudy.references.cli", "select reference images for targets (stage 1)"),
-    "generate": ("vitalstudy.fv.generate_cli", "generate feature visualizations for a batch of targets (stage 2)"),
-    "maco-spectrum": ("vitalstudy.fv.maco_cli", "the natural-image Fourier magnitude MACO keeps fixed (an asset)"),
-    "bench": ("vitalstudy.fv.bench_cli", "measure generation throughput per batch size and pick the fastest"),
+    "generate": ("vitalstudy.fv.cli", "generate feature visualizations for a batch of targets (stage 2)"),
+    "maco-spectrum": ("vitalstudy.fv.cli", "the natural-image Fourier magnitude MACO keeps fixed (an asset)"),
+    "bench": ("vitalstudy.fv.cli", "measure generation throughput per batch size and pick the fastest"),
     "plan": ("vitalstudy.estimate", "jobs per stage and estimated device-hours of a config's workflow"),
-    "forms": ("vitalstudy.study.forms_cli", "build a study's blinded forms, answer key and codebook (stage 4)"),
-    "serve": ("vitalstudy.study.forms_cli", "host a study's forms and collect submissions into SQLite"),
+    "forms": ("vitalstudy.study.cli", "build a study's blinded forms, answer key and codebook (stage 4)"),
+    "serve": ("vitalstudy.study.cli", "host a study's forms and collect submissions into SQLite"),
     "metrics": ("vitalstudy.metrics.cli", "automated metrics of FVs and the paper's tables (stage 3)"),
-    "responses": ("vitalstudy.study.responses_cli", "ingest, score or simulate study responses (stage 5)"),
+    "responses": ("vitalstudy.study.cli", "ingest, score or simulate study responses (stage 5)"),
     "figures": ("vitalstudy.figures.cli", "draw one figure of the paper with its statistics table (stage 6)"),
-    "accentuations": ("vitalstudy.metrics.accentuation_cli", "metrics and figure of a run's feature accentuations"),
+    "accentuations": ("vitalstudy.metrics.cli", "metrics and figure of a run's feature accentuations"),
     "fooling": ("vitalstudy.fooling.cli", "the fooling-circuit test: which FV methods a manipulated model tricks"),
-    "layers": ("vitalstudy.models.layers_cli", "list a model's hookable layers with output shapes and VITAL's defaults"),
+    "layers": ("vitalstudy.models.cli", "list a model's hookable layers with output shapes and VITAL's defaults"),
     "audit": ("vitalstudy.audit", "verify a run's provenance, config and outputs; re-run a stage on a sample"),
 }
 
@@ -41,11 +43,17 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
                         help="claim K of this host's GPUs for the command (CUDA_VISIBLE_DEVICES, one job per device; "
                              "0 hides every GPU); the workflow passes its jobs' `gpu` resource here")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in SUBCOMMANDS.items():
+    for name, (_, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == load:
-            importlib.import_module(module).add_arguments(p)
+            add_arguments, _ = command(name)
+            add_arguments(p)
     return parser
+
+
+def command(name: str):
+    """The (add_arguments, run) pair of a subcommand, from the module that holds it."""
+    return importlib.import_module(SUBCOMMANDS[name][0]).COMMANDS[name]
 
 
 def _register_models(args: argparse.Namespace) -> None:
@@ -77,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         from vitalstudy.gpu_slots import assign
 
         assign(args.claim_gpus)
-    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    _, run = command(args.command)
     try:
         _register_models(args)
-        return int(module.run(args) or 0)
+        return int(run(args) or 0)
     except VitalStudyError as exc:
         print(f"vitalstudy {args.command}: error: {exc}", file=sys.stderr)
         return 1

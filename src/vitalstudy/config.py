@@ -326,3 +326,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     print(json.dumps(load(args.configfiles), indent=2))
     return 0
+
+
+COMMANDS = {"check-config": (add_arguments, run)}

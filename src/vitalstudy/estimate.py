@@ -254,3 +254,6 @@ def run(args: argparse.Namespace) -> int:
     counts = None if args.no_dag else dag_job_counts(args.configfile)
     print(render(config, counts, rule_stages(Path("workflow/rules")), figures, args.gpu_tflops, args.devices))
     return 0
+
+
+COMMANDS = {"plan": (add_arguments, run)}

@@ -236,3 +236,6 @@ def run(args: argparse.Namespace) -> int:
     missing = check(config)
     print(report(missing))
     return 1 if any(m.fatal for m in missing) else 0
+
+
+COMMANDS = {"preflight": (add_arguments, run)}

@@ -32,3 +32,6 @@ def run(args: argparse.Namespace) -> int:
                              "pools": index["pool"].value_counts().to_dict()}
     prov.write(args.provenance)
     return 0
+
+
+COMMANDS = {"index": (add_arguments, run)}

@@ -145,3 +145,6 @@ def run(args: argparse.Namespace) -> int:
     prov.write(out.parent / "_provenance" / f"{out.name}.json")
     print(f"figures {args.kind}: " + ", ".join(str(p) for p in written))
     return 0
+
+
+COMMANDS = {"figures": (add_arguments, run)}

@@ -39,3 +39,6 @@ def run(args: argparse.Namespace) -> int:
         prov.add_output(out / name)
     prov.write(out / "_provenance.json")
     return 0
+
+
+COMMANDS = {"fooling": (add_arguments, run)}

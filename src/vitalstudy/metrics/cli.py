@@ -1,6 +1,9 @@
-"""`vitalstudy metrics`: stage 3. `measure` runs the metrics of one target model (each metric writes
-its own CSV, so one can be re-run alone with --metrics) and a provenance record; `tables` gathers
-every model's rows into the paper-shaped tables."""
+"""`vitalstudy metrics | accentuations`: stage 3 from the command line.
+
+- `metrics measure` runs the metrics of one target model (each metric writes its own CSV, so one can be
+  re-run alone with --metrics) and a provenance record; `metrics tables` gathers every model's rows into
+  the paper-shaped tables;
+- `accentuations`: metrics (stage 3) and figure (stage 6) of a run's feature accentuations."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ METRICS = {
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--stage-config", required=True,
@@ -94,7 +97,7 @@ def _tables(args, cfg: dict, prov: Provenance) -> list[Path]:
     return written
 
 
-def run(args: argparse.Namespace) -> int:
+def run_metrics(args: argparse.Namespace) -> int:
     cfg = json.loads(args.stage_config)
     prov = Provenance("metrics", {"action": args.action, "model": getattr(args, "model", None),
                                   "metrics": getattr(args, "metrics", None), "config": cfg}, seed=cfg["seed"])
@@ -102,3 +105,46 @@ def run(args: argparse.Namespace) -> int:
         prov.add_output(path)
     prov.write(args.provenance)
     return 0
+
+
+def add_accentuations_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stage-config", required=True,
+                        help="JSON with seed, accentuations (targets.accentuations), metrics.bootstrap, "
+                             "generate.accentuation.feature_layer")
+    parser.add_argument("--run-dir", required=True, help="results/<run>")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--methods", nargs="+", required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, required=True)
+    parser.add_argument("--metrics", required=True, help="long-format CSV to write")
+    parser.add_argument("--figure", required=True, help="PNG to write (seed | image and transparency per method)")
+
+
+def run_accentuations(args: argparse.Namespace) -> int:
+    from vitalstudy.metrics.accentuation import accentuation_rows, draw_accentuations, references_of
+    from vitalstudy.models import get_spec, load_model
+    from vitalstudy.targets import accentuation_targets, parse_target
+
+    cfg = json.loads(args.stage_config)
+    entries = cfg.get("accentuations", [])
+    ids = accentuation_targets({"targets": {"accentuations": entries}}, args.model)
+    targets = [parse_target(i, accentuations=entries) for i in ids]
+    spec = get_spec(args.model)
+    model = load_model(args.model, weights=cfg.get("models", {}).get("weights", {}).get(args.model))
+    prov = Provenance("accentuation-metrics", {"model": args.model, "methods": args.methods, "seeds": args.seeds,
+                                               "accentuations": entries}, seed=cfg.get("seed"))
+    references = references_of(args.run_dir, args.model, targets)
+    rows = accentuation_rows(args.run_dir, args.model, model, spec, args.methods, targets, args.seeds, references,
+                             cfg.get("feature_layer"), cfg.get("bootstrap", {"iterations": 1000, "confidence": 0.95}),
+                             int(cfg.get("seed", 0)))
+    write_rows(args.metrics, rows)
+    draw_accentuations(args.run_dir, args.model, spec, args.methods, targets, min(args.seeds), Path(args.figure))
+    for path in (args.metrics, args.figure):
+        prov.add_output(path)
+    prov.write(Path(args.metrics).with_suffix(".provenance.json"))
+    return 0
+
+
+COMMANDS = {
+    "metrics": (add_metrics_arguments, run_metrics),
+    "accentuations": (add_accentuations_arguments, run_accentuations),
+}

@@ -133,3 +133,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = json.loads(args.stage_config)
     actions = {"score-patches": _score, "select": _select, "circuits": _circuits}
     return actions[args.action](args, cfg)
+
+
+COMMANDS = {"references": (add_arguments, run)}

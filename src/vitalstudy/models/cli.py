@@ -67,3 +67,6 @@ def layer_table(spec: ModelSpec, input_size: int | None = None) -> str:
 def run(args: argparse.Namespace) -> int:
     print(layer_table(spec_for(args.model, args.configfile), args.input_size))
     return 0
+
+
+COMMANDS = {"layers": (add_arguments, run)}
