@@ -42,7 +42,7 @@ from vitalstudy.metrics.stats import bootstrap_ci
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.models.preprocessing import denormalize
 from vitalstudy.targets import parse_target
-from vitalstudy.seeding import derive_seed
+from vitalstudy.seeding import derive_seed, torch_generator
 
 SAMPLE_CLASSES = ["n01440764", "n01530575", "n01644373", "n01742172", "n01770393", "n01843383", "n01910747",
                   "n02085620", "n02123159", "n02280649", "n02504458", "n02690373", "n02814533", "n03028079",
@@ -60,7 +60,7 @@ def run_ours(method: str, config: dict, wnids: list[str], model, run_dir: Path, 
     planner = get_method(method).method_class()(method, spec, model, config, run_dir, torch.device("cpu"))
     targets = [parse_target(w) for w in wnids]
     plan = planner.plan(targets, {})
-    generators = [torch.Generator().manual_seed(derive_seed(seed, MODEL, method, t.id)) for t in targets]
+    generators = [torch_generator(seed, MODEL, method, t.id) for t in targets]
     start = time.perf_counter()
     result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
                       generators, torch.device("cpu"))

@@ -16,13 +16,13 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.errors import ConfigError, VitalStudyError
+from vitalstudy.seeding import rng as seeded_rng
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 INDEX_COLUMNS = ["image_id", "path", "wnid", "class_index", "source", "split", "pool"]
@@ -128,7 +128,7 @@ def list_images(source: str, path: str | None) -> list[SourceImage]:
 
 def _assign_pools(frame: pd.DataFrame, metric_fraction: float, seed: int) -> pd.Series:
     """Seeded per-class split into reference and metric pools (val/ is the metric pool for ImageNet)."""
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed, "index-pools")
     pool = pd.Series("reference", index=frame.index, dtype=object)
     if (frame["split"] == "val").any():
         pool[frame["split"] == "val"] = "metric"

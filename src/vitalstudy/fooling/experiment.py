@@ -29,7 +29,7 @@ from scipy import stats as scipy_stats
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.data.sources import apply_view, load_rgb, original_view
 from vitalstudy.fooling.circuit import Branch, FoolingCircuit, StripeScore, Unit
-from vitalstudy.fv.generate import _alpha_png, _to_png
+from vitalstudy.fv.generate import _alpha_png, _to_png, image_generators
 from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.fv.registry import get_method
@@ -40,7 +40,6 @@ from vitalstudy.models.features import capture_outputs, capture_pre_activation, 
 from vitalstudy.models.registry import ModelSpec
 from vitalstudy.references.select import select_class_references
 from vitalstudy.targets import accentuation_id, parse_target
-from vitalstudy.seeding import derive_seed
 
 VARIANTS = ("original", "manipulated")
 
@@ -220,9 +219,7 @@ def run(config: dict, out_dir: str | Path, log=print) -> dict:
                 method = get_method(method_name).method_class()(method_name, fv_spec, net, settings, work, torch.device("cpu"))
                 plan = method.plan([target] * len(seeds), {target.id: references[target.id]})
                 per = plan.images_per_target
-                generators = [torch.Generator().manual_seed(derive_seed(s, spec.name, method_name, target.id,
-                                                                        *([j] if j else [])))
-                              for s in seeds for j in range(per)]
+                generators = [g for s in seeds for g in image_generators(s, spec.name, method_name, [target.id], per)]
                 log(f"fooling: {method_name} {key} on the {variant} model, seeds {seeds}")
                 result = optimise(plan.parameterisation, plan.objective, fv_spec.normalize, plan.transforms,
                                   plan.settings, generators, torch.device("cpu"), image_prior=plan.image_prior)

@@ -30,6 +30,7 @@ from vitalstudy.fv.plan import Plan
 from vitalstudy.io import file_lock, read_json, write_json
 from vitalstudy.layout import RunLayout
 from vitalstudy.models.registry import ModelSpec
+from vitalstudy.seeding import torch_generator
 
 CPU_CANDIDATES = (1, 2, 4, 8)
 GPU_CANDIDATES = (1, 4, 8, 16, 32, 64)
@@ -56,7 +57,7 @@ def time_plan(plan: Plan, targets: int, normalize, steps: int, device: torch.dev
               mixed_precision: bool = False) -> dict:
     """Seconds per step of the plan of `targets` targets (after one warm-up step)."""
     images = plan.images_per_target * targets
-    generators = [torch.Generator().manual_seed(i) for i in range(images)]
+    generators = [torch_generator(0, "bench", i) for i in range(images)]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if mixed_precision and device.type == "cuda" else nullcontext()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -176,7 +177,7 @@ def bench_method(method_name: str, spec: ModelSpec, model, config: dict, device:
     if info.reads_references:
         def noise_statistics(target, references):
             names = [l.name for l in method.layers(target)]
-            noise = torch.rand(1, 3, spec.input_size, spec.input_size, generator=torch.Generator().manual_seed(0))
+            noise = torch.rand(1, 3, spec.input_size, spec.input_size, generator=torch_generator(0, "bench", "noise"))
             with torch.no_grad(), capture_outputs(model, names) as acts:
                 model(spec.normalize(noise).to(device))
                 stats = {"prototypes": {n: prototype(as_channels_by_positions(acts[n]).float().cpu()) for n in names}}

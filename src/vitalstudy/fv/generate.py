@@ -33,7 +33,7 @@ from vitalstudy.progress import log as progress_log
 from vitalstudy.progress import progress
 from vitalstudy.provenance import code_version, package_versions
 from vitalstudy.targets import Target, parse_target
-from vitalstudy.seeding import derive_seed
+from vitalstudy.seeding import torch_generator
 
 
 CODE_PACKAGES = ("vitalstudy.fv.", "vitalstudy.models.")  # code that decides what a method generates
@@ -207,6 +207,12 @@ class Visualization:
         write_json(paths["json"], self.record)
 
 
+def image_generators(seed: int, model: str, method: str, target_ids: list[str], per: int) -> list[torch.Generator]:
+    """One generator per optimised image, on the stream (seed, model, method, target[, image j of the target]),
+    so a target's images do not depend on which targets share its batch."""
+    return [torch_generator(seed, model, method, t, *([j] if j else [])) for t in target_ids for j in range(per)]
+
+
 def generate_batch(spec, method, batch: list[Target], references, fingerprints, seed, device, batch_size,
                    mixed_precision, checkpoint_dir: Path | None = None, write=None, log=progress_log,
                    name: str = "batch") -> list[Visualization]:
@@ -215,8 +221,7 @@ def generate_batch(spec, method, batch: list[Target], references, fingerprints, 
     `write` is called on each result before the checkpoint is cleared."""
     plan = method.plan(batch, references)
     per = plan.images_per_target
-    generators = [torch.Generator().manual_seed(derive_seed(seed, spec.name, method.name, t.id, *([j] if j else [])))
-                  for t in batch for j in range(per)]
+    generators = image_generators(seed, spec.name, method.name, [t.id for t in batch], per)
     batch_fp = _fingerprint([fingerprints[t.id] for t in batch])
     checkpoint = None if checkpoint_dir is None else \
         Checkpointer(Path(checkpoint_dir) / f"seed{seed}-{batch_fp}.pt", batch_fp, plan.settings.checkpoint_every)

@@ -39,6 +39,7 @@ import numpy as np
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import atomic_path
+from vitalstudy.seeding import rng as seeded_rng
 from vitalstudy.study.forms_gas import PARTICIPANT_ITEM, SUBSET_ITEM, item_title
 from vitalstudy.study.answers import parse_timestamp
 
@@ -241,7 +242,7 @@ def google_forms_headers(manifest: dict) -> list[tuple[str, str, str]]:
 def simulate_export(manifest: dict, answer_key: dict, judgements: dict[str, Judgement], participants: int,
                     seed: int, out: Path) -> list[str]:
     """Write a Google Forms CSV export of `participants` simulated people; returns their roles."""
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed, "simulate", "participants")
     roles = assign_roles(participants, rng)
     window = manifest.get("window")
     start = parse_timestamp(window["start"]) if window else datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -282,7 +283,7 @@ def power_curve(effect: float, items: int, participants: list[int], alpha: float
     from scipy import stats
 
     lo, hi = scale
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed, "simulate", "power")
     curve = []
     for n in participants:
         leniency = rng.normal(0, LENIENCY_SD, (reps, n, 1))
