@@ -35,6 +35,7 @@ from vitalstudy.data.sources import build_index
 from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.fv.registry import get_method
+from vitalstudy.fv.settings import default_method_config
 from vitalstudy.metrics.accuracy import topk_hits
 from vitalstudy.metrics.fid import frechet_distance, mmd2_unbiased
 from vitalstudy.metrics.forward import forward_fvs, forward_paths
@@ -55,8 +56,9 @@ def _pixels_to_pil(pixels: torch.Tensor) -> Image.Image:
     return Image.fromarray(array)
 
 
-def run_ours(method: str, config: dict, wnids: list[str], model, run_dir: Path, seed: int):
+def run_ours(method: str, settings: dict, wnids: list[str], model, run_dir: Path, seed: int):
     spec = get_spec(MODEL)
+    config = default_method_config(method, **settings)  # `settings` over the schema's defaults
     planner = get_method(method).method_class()(method, spec, model, config, run_dir, torch.device("cpu"))
     targets = [parse_target(w) for w in wnids]
     plan = planner.plan(targets, {})

@@ -26,6 +26,7 @@ from vitalstudy.data.sources import build_index
 from vitalstudy.fooling.experiment import t_interval
 from vitalstudy.fv.accentuation import AccentuationMethod, load_seeds
 from vitalstudy.fv.loop import optimise
+from vitalstudy.fv.settings import default_method_config
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.targets import accentuation_id, parse_target
 
@@ -74,8 +75,8 @@ def main() -> int:
         return 2
     spec, model = get_spec("efficientnet_lite0"), load_model("efficientnet_lite0")
     index = build_index({"source": "bundled"}, seed=0)[0].set_index("image_id")
-    settings = {"steps": args.steps, "lr": args.lr, "views_per_step": args.crops, "decay": 1.5, "noise": 0.05,
-                "penalty": 1.0, "optimizer": "nadam", "distance": "pixel"}
+    settings = default_method_config("accentuation", steps=args.steps, lr=args.lr, views_per_step=args.crops, decay=1.5,
+                                     noise=0.05, penalty=1.0, optimizer="nadam", distance="pixel")
     classes = imagenet_classes()
     rows = []
     pairs = PAIRS[: args.pairs]

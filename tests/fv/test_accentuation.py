@@ -149,9 +149,9 @@ def test_accentuation_stays_near_its_seed_and_raises_the_target():
     path = index.set_index("image_id").loc["skimage_coffee", "path"]
     entries = [{"image": path, "target": "n02123159"}]  # accentuate "tiger cat" in the espresso photo
     target = parse_target(accentuation_id(entries[0]), accentuations=entries)
-    plan = AccentuationMethod("accentuation", spec, model, {"steps": 5, "lr": 10.0, "noise": 0.0,
-                                                          "crops": {"mean": 1.0, "std": 0.0, "centre_std": 0.0}},
-                              None, CPU).plan([target], {})
+    settings = default_method_config("accentuation", steps=5, lr=10.0, noise=0.0, views_per_step=1,
+                                     crops={"mean": 1.0, "std": 0.0, "centre_std": 0.0})
+    plan = AccentuationMethod("accentuation", spec, model, settings, None, CPU).plan([target], {})
     result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
                       [torch.Generator().manual_seed(0)], CPU, image_prior=plan.image_prior)
     seed = load_seeds(spec, [path])

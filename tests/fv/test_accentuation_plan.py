@@ -3,15 +3,19 @@ accentuated targets' references; a job's stage config carries the entries its id
 
 import json
 
+from vitalstudy.config import validate
 from vitalstudy.fv import accentuation_plan as plan
+from vitalstudy.fv.settings import SHARED_KEYS
 
-CONFIG = {"seed": 3, "device": "cpu", "models": {"targets": ["efficientnet_lite0"], "weights": {}},
-          "targets": {"accentuations": [{"image": "skimage_chelsea", "target": "n07920052"},
-                                        {"image": "skimage_coffee", "target": "head_c7"},
-                                        {"image": "skimage_rocket", "target": "n07920052", "model": "resnet50"}]},
-          "generate": {"methods": ["vital", "accentuation", "vital_accentuation"], "seeds": [0, 1],
-                       "vital": {"steps": 5}, "vital_accentuation": {"penalty": 2.0}, "accentuation": {"steps": 4}},
-          "metrics": {"bootstrap": {"iterations": 10, "confidence": 0.9}}}
+RAW = {"run": "plan", "seed": 3, "device": "cpu", "images": {"source": "bundled"}, "references": {},
+       "models": {"targets": ["efficientnet_lite0"], "weights": {}},
+       "targets": {"accentuations": [{"image": "skimage_chelsea", "target": "n07920052"},
+                                     {"image": "skimage_coffee", "target": "head_c7"},
+                                     {"image": "skimage_rocket", "target": "n07920052", "model": "resnet50"}]},
+       "generate": {"methods": ["vital", "accentuation", "vital_accentuation"], "seeds": [0, 1],
+                    "vital": {"steps": 5}, "vital_accentuation": {"penalty": 2.0}, "accentuation": {"steps": 4}},
+       "metrics": {"bootstrap": {"iterations": 10, "confidence": 0.9}}}
+CONFIG = validate(RAW, check_paths=False)  # the plan reads the filled config, as the workflow's is
 
 
 def test_jobs_inputs_and_settings():
@@ -24,6 +28,7 @@ def test_jobs_inputs_and_settings():
         "results/r/01_references/efficientnet_lite0/n07920052.json",
         "results/r/01_references/efficientnet_lite0/head_c7.json"]
     stage = json.loads(plan.generation_stage_config(CONFIG, "vital_accentuation"))
-    assert set(stage["generate"]) == {"vital", "vital_accentuation"} and len(stage["accentuations"]) == 3
+    assert set(stage["generate"]) == {"vital", "vital_accentuation", *SHARED_KEYS} and len(stage["accentuations"]) == 3
     assert json.loads(plan.metrics_stage_config(CONFIG))["bootstrap"]["iterations"] == 10
-    assert plan.accentuation_jobs({**CONFIG, "targets": {}}, ["efficientnet_lite0"]) == []
+    assert plan.accentuation_jobs(validate({**RAW, "targets": {"classes": ["n07920052"]}}, check_paths=False),
+                                  ["efficientnet_lite0"]) == []

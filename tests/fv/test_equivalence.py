@@ -296,7 +296,8 @@ def test_vital_importance_readings_differ_and_are_keys(tmp_path, lite0):
     assert torch.allclose(channel_importance(peaks), torch.tensor([0.1, 1 / 6, 1.0]), atol=1e-5)
     assert torch.allclose(channel_importance(peaks, "after_mean"), torch.tensor([0.5 / 6, 0.0, 1.0]), atol=1e-5)
     with pytest.raises(VitalStudyError, match="applied_to one of"):
-        VitalMethod("vital_lrp", get_spec("efficientnet_lite0"), lite0, {"importance": {"applied_to": "both"}},
+        VitalMethod("vital_lrp", get_spec("efficientnet_lite0"), lite0,
+                    {**default_method_config("vital_lrp"), "importance": {"applied_to": "both", "normalised": "per_reference"}},
                     tmp_path, CPU)
 
 

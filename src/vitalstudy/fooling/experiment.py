@@ -33,7 +33,7 @@ from vitalstudy.fv.generate import _alpha_png, _to_png, image_generators
 from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.fv.registry import get_method
-from vitalstudy.fv.settings import method_config
+from vitalstudy.fv.settings import method_config, method_section
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models.features import capture_outputs, capture_pre_activation, channel_means
@@ -111,6 +111,16 @@ def path_similarity(model, spec: ModelSpec, images01: torch.Tensor, layers: list
 
 def reference_views(paths_views: list[tuple[str, dict]], spec: ModelSpec) -> torch.Tensor:
     return torch.stack([spec.preprocess(apply_view(load_rgb(p), v)) for p, v in paths_views])
+
+
+def method_settings(config: dict, method: str, override: dict) -> dict:
+    """The method's settings with this test's `fooling.method_settings` over its `generate` section, filled
+    and checked by the schema as a run's are (an override naming part of a nested block gets its defaults)."""
+    from vitalstudy.config import section_defaults
+
+    section = method_section(method)
+    generate = {**config["generate"], section: {**config["generate"][section], **override}}
+    return method_config(section_defaults("generate", generate), method)
 
 
 def run(config: dict, out_dir: str | Path, log=print) -> dict:
@@ -208,7 +218,7 @@ def run(config: dict, out_dir: str | Path, log=print) -> dict:
     rows = []
     seeds = [int(s) for s in cfg["seeds"]]
     for method_name in cfg["methods"]:
-        settings = {**method_config(config["generate"], method_name), **cfg.get("method_settings", {}).get(method_name, {})}
+        settings = method_settings(config, method_name, cfg["method_settings"].get(method_name, {}))
         for key in ("class", "unit"):
             if method_name == "deepinversion" and key == "unit":
                 continue  # DeepInversion inverts classes only

@@ -177,8 +177,8 @@ def resolve_seed_image(image: str, index: pd.DataFrame | None) -> str:
 
 
 def _distance(model, spec: ModelSpec, cfg: dict, seeds01: torch.Tensor) -> SeedDistance:
-    layer = cfg.get("feature_layer") or spec.neuron_layers[-1].name
-    return SeedDistance(model, spec.normalize(seeds01), cfg.get("distance", "pixel"), cfg.get("penalty", 1.0), layer)
+    layer = cfg["feature_layer"] or spec.neuron_layers[-1].name
+    return SeedDistance(model, spec.normalize(seeds01), cfg["distance"], cfg["penalty"], layer)
 
 
 def _seed_record(targets: list[Target], paths: list[str], distance: SeedDistance) -> dict:
@@ -200,19 +200,18 @@ class AccentuationMethod(ActivationMethod):
 
     def plan(self, targets: list[Target], references) -> Plan:
         cfg, spec = self.config, self.spec
-        size = int(cfg.get("resolution") or spec.input_size)
+        size = int(cfg["resolution"] or spec.input_size)
         paths = seed_paths(self.run_dir, targets)
         seeds = load_seeds(spec, paths, size)
-        decay = float(cfg.get("decay", 1.5))
+        decay = float(cfg["decay"])
         param = SeededSpectrum(seeds, decay)
         with torch.no_grad():  # Horama regularises towards the seed as the preconditioner reproduces it
             reproduced = param.images(param.init([]))
         distance = _distance(self.model, spec, cfg, reproduced)
-        settings = loop_settings(cfg, optimizer=cfg.get("optimizer", "nadam"), schedule="constant")
-        crops = cfg.get("crops", {})
-        transform = MacoViews(spec.input_size, spec.std, sampler="paper", noise=cfg.get("noise", 0.05),
-                              mean=crops.get("mean", 0.25), std=crops.get("std", 0.1), minimum=crops.get("min", 0.1),
-                              centre_std=crops.get("centre_std", 0.15))
+        settings = loop_settings(cfg, schedule="constant")
+        crops = cfg["crops"]
+        transform = MacoViews(spec.input_size, spec.std, sampler="paper", noise=cfg["noise"], mean=crops["mean"],
+                              std=crops["std"], minimum=crops["min"], centre_std=crops["centre_std"])
         objective = MeanOverViews(ActivationObjective(self.model, targets), settings.views_per_step)
         hyper = {"parameterisation": "seed spectrum (inverse preconditioner), 1/f^decay on the gradient only, "
                                      "sigmoid", "decay": decay, "views": transform.describe(),

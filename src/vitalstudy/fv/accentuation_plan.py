@@ -35,7 +35,7 @@ def reference_inputs(run: str, config: dict, model: str, method: str) -> list[st
     """The stage-1 references a job reads: those of each accentuated class or neuron (VITAL's)."""
     if not get_method(method).reads_references:
         return []
-    entries = config["targets"].get("accentuations", [])
+    entries = config["targets"]["accentuations"]
     bases = dict.fromkeys(parse_target(t, accentuations=entries).reference_id
                           for t in accentuation_targets(config, model))
     return [f"{run}/01_references/{model}/{b}.json" for b in bases]
@@ -43,22 +43,22 @@ def reference_inputs(run: str, config: dict, model: str, method: str) -> list[st
 
 def reference_targets(config: dict, model: str) -> list[str]:
     """The classes and neurons whose references accentuations need (the references stage adds them)."""
-    entries = config["targets"].get("accentuations", [])
+    entries = config["targets"]["accentuations"]
     return list(dict.fromkeys(parse_target(t, accentuations=entries).reference_id
                               for t in accentuation_targets(config, model)))
 
 
 def generation_stage_config(config: dict, method: str) -> str:
     """A job's settings: its method's sections, and the accentuation entries its target ids name."""
-    values = {k: config[k] for k in ("seed", "device", "models") if k in config}
+    values = {k: config[k] for k in ("seed", "device", "models")}
     values["generate"] = job_settings(config["generate"], method)
-    values["accentuations"] = config["targets"].get("accentuations", [])
+    values["accentuations"] = config["targets"]["accentuations"]
     return json.dumps(values, sort_keys=True)
 
 
 def metrics_stage_config(config: dict) -> str:
-    values = {"seed": config["seed"], "models": config.get("models", {}),
-              "accentuations": config["targets"].get("accentuations", []),
-              "bootstrap": config.get("metrics", {}).get("bootstrap", {"iterations": 1000, "confidence": 0.95}),
-              "feature_layer": config["generate"].get("accentuation", {}).get("feature_layer")}
+    values = {"seed": config["seed"], "models": config["models"],
+              "accentuations": config["targets"]["accentuations"],
+              "bootstrap": config["metrics"]["bootstrap"],
+              "feature_layer": config["generate"]["accentuation"]["feature_layer"]}
     return json.dumps(values, sort_keys=True)

@@ -186,7 +186,7 @@ def bench_method(method_name: str, spec: ModelSpec, model, config: dict, device:
             return stats
         method.reference_statistics = noise_statistics
     if info.asset == "maco_spectrum":
-        size = int(config.get("resolution") or spec.input_size)
+        size = int(config["resolution"] or spec.input_size)
         path = spectrum_path(work_dir, size)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, magnitude=np.ones((3, size, size // 2 + 1), dtype=np.float32))

@@ -29,7 +29,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from vitalstudy.config import section_defaults
+    from vitalstudy.config import schema_default, section_defaults
     from vitalstudy.fv.generate import run_job
     from vitalstudy.fv.settings import method_config
     from vitalstudy.models import load_model
@@ -37,7 +37,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     cfg = json.loads(args.stage_config)
     gen = cfg["generate"]
-    device = resolve_device(cfg.get("device", "auto"))
+    device = resolve_device(cfg.get("device", schema_default("device")))
     prov = Provenance("generate", {"model": args.model, "method": args.method, "targets": args.targets,
                                    "generate": gen}, seed=args.seed, device=str(device))
     weights = cfg.get("models", {}).get("weights", {}).get(args.model)

@@ -124,10 +124,10 @@ class DeepInversionMethod:
         settings = loop_settings(cfg, schedule="cosine", tv_weight=0.0, l2_weight=0.0)
         classes = imagenet_classes()
         objective = DeepInversionObjective(
-            self.model, [classes.index(t.wnid) for t in targets], per_target, float(cfg.get("r_feature", 0.01)),
-            float(cfg.get("first_bn_multiplier", 10)), float(cfg.get("tv_weight", 1e-4)),
-            float(cfg.get("l2_weight", 1e-5)), float(cfg.get("main_loss_multiplier", 1.0)))
-        jitter, flip = int(cfg.get("jitter", 30)), bool(cfg.get("flip", True))
+            self.model, [classes.index(t.wnid) for t in targets], per_target, float(cfg["r_feature"]),
+            float(cfg["first_bn_multiplier"]), float(cfg["tv_weight"]), float(cfg["l2_weight"]),
+            float(cfg["main_loss_multiplier"]))
+        jitter, flip = int(cfg["jitter"]), bool(cfg["flip"])
         hyper = {"parameterisation": "normalised pixels, N(0,1) init, clamped to [0,1] pixels",
                  "images_per_target": per_target, "r_feature": objective.bn_weight,
                  "first_bn_multiplier": objective.first_multiplier, "tv_l2": objective.tv_weight,

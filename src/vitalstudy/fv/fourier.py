@@ -87,10 +87,10 @@ class FourierMethod(ActivationMethod):
 
     def plan(self, targets, references) -> Plan:
         cfg = self.config
-        size = int(cfg.get("resolution") or self.spec.input_size)
+        size = int(cfg["resolution"] or self.spec.input_size)
         settings = loop_settings(cfg, schedule="constant")
         views = maco_views(cfg, self.spec)
-        decay = float(cfg.get("decay", 1.5))
+        decay = float(cfg["decay"])
         hyper = {"parameterisation": "free Fourier spectrum, standardised, 1/f^decay (Horama fourier())",
                  "decay": decay, "views": views.describe(), "objective": _objective_name(targets),
                  "loop": settings.as_dict()}
@@ -125,10 +125,10 @@ class LucidFourierMethod(ActivationMethod):
 
     def plan(self, targets, references) -> Plan:
         cfg = self.config
-        size = int(cfg.get("resolution") or self.spec.input_size)
+        size = int(cfg["resolution"] or self.spec.input_size)
         settings = loop_settings(cfg, schedule="constant")
-        transforms = [LucidTransforms(self.spec.input_size)] if cfg.get("transforms", True) else []
-        decay = float(cfg.get("decay", 1.0))
+        transforms = [LucidTransforms(self.spec.input_size)] if cfg["transforms"] else []
+        decay = float(cfg["decay"])
         hyper = {"parameterisation": "Lucid: colour-decorrelated Fourier spectrum, 1/f^decay, sigmoid",
                  "decay": decay, "transforms": "lucid standard" if transforms else "none",
                  "objective": _objective_name(targets), "loop": settings.as_dict()}

@@ -83,7 +83,7 @@ class MacoMethod(ActivationMethod):
 
     def __init__(self, name, spec, model, config: dict, run_dir, device):
         super().__init__(name, spec, model, config, run_dir, device)
-        self.spectrum_file = spectrum_path(run_dir, int(config.get("resolution") or spec.input_size))
+        self.spectrum_file = spectrum_path(run_dir, int(config["resolution"] or spec.input_size))
 
     def assets(self) -> list[Path]:
         return [self.spectrum_file]

@@ -124,11 +124,10 @@ class MacoViews:
 
 def maco_views(cfg: dict, spec) -> MacoViews:
     """MacoViews from a method's config section (the `views` keys shared by MACO and Fourier)."""
-    views = cfg.get("views", {})
-    return MacoViews(spec.input_size, spec.std, sampler=views.get("sampler", "horama"), noise=views.get("noise"),
-                     side=tuple(views.get("side", (0.25, 0.30))), mean=views.get("paper_mean", 0.25),
-                     std=views.get("paper_std", 0.1), minimum=views.get("paper_min", 0.1),
-                     centre_std=views.get("centre_std", 0.15))
+    views = cfg["views"]
+    return MacoViews(spec.input_size, spec.std, sampler=views["sampler"], noise=views["noise"], side=tuple(views["side"]),
+                     mean=views["paper_mean"], std=views["paper_std"], minimum=views["paper_min"],
+                     centre_std=views["centre_std"])
 
 
 class RandomFlip:

@@ -131,14 +131,13 @@ class VitalMethod:
     def __init__(self, name: str, spec: ModelSpec, model, config: dict, run_dir: Path, device: torch.device):
         self.name, self.spec, self.model, self.config = name, spec, model, config
         self.cache_dir, self.device = RunLayout(run_dir).fv.prototypes(spec.name), device
-        self.attribution = config.get("attribution", "lrp") if get_method(name).needs_lrp else None
-        importance = config.get("importance", {})
-        self.importance_on = importance.get("applied_to", "error")
-        self.importance_normalised = importance.get("normalised", "per_reference")
+        self.attribution = config["attribution"] if get_method(name).needs_lrp else None
+        importance = config["importance"]
+        self.importance_on, self.importance_normalised = importance["applied_to"], importance["normalised"]
         if self.importance_on not in IMPORTANCE_ON or self.importance_normalised not in IMPORTANCE_NORMALISED:
             raise VitalStudyError(f"vital importance {importance}: applied_to one of {IMPORTANCE_ON}, "
                                   f"normalised one of {IMPORTANCE_NORMALISED}")
-        self.stem_pool = config.get("stem_pool", "average")
+        self.stem_pool = config["stem_pool"]
         self.relevance = RelevanceMaps(spec, model, self.attribution, self.stem_pool) if self.attribution else None
 
     def group_key(self, target: Target) -> str:

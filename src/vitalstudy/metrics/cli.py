@@ -124,18 +124,17 @@ def run_accentuations(args: argparse.Namespace) -> int:
     from vitalstudy.models import get_spec, load_model
     from vitalstudy.targets import accentuation_targets, parse_target
 
-    cfg = json.loads(args.stage_config)
-    entries = cfg.get("accentuations", [])
+    cfg = json.loads(args.stage_config)  # fv.accentuation_plan.metrics_stage_config: every key is there
+    entries = cfg["accentuations"]
     ids = accentuation_targets({"targets": {"accentuations": entries}}, args.model)
     targets = [parse_target(i, accentuations=entries) for i in ids]
     spec = get_spec(args.model)
-    model = load_model(args.model, weights=cfg.get("models", {}).get("weights", {}).get(args.model))
+    model = load_model(args.model, weights=cfg["models"]["weights"].get(args.model))
     prov = Provenance("accentuation-metrics", {"model": args.model, "methods": args.methods, "seeds": args.seeds,
-                                               "accentuations": entries}, seed=cfg.get("seed"))
+                                               "accentuations": entries}, seed=cfg["seed"])
     references = references_of(args.run_dir, args.model, targets)
     rows = accentuation_rows(args.run_dir, args.model, model, spec, args.methods, targets, args.seeds, references,
-                             cfg.get("feature_layer"), cfg.get("bootstrap", {"iterations": 1000, "confidence": 0.95}),
-                             int(cfg.get("seed", 0)))
+                             cfg["feature_layer"], cfg["bootstrap"], int(cfg["seed"]))
     write_rows(args.metrics, rows)
     draw_accentuations(args.run_dir, args.model, spec, args.methods, targets, min(args.seeds), Path(args.figure))
     for path in (args.metrics, args.figure):

