@@ -163,3 +163,21 @@ def test_model_jobs_read_their_own_model_alone(demo):
     assert own.model_stage_config(lite0, "references") != demo.model_stage_config(lite0, "references")
     study = json.loads(demo.study_models(Wildcards(study="demo")))
     assert set(study["assets"]) <= {"efficientnet_lite0", "efficientnet_lite2"} and len(study["assets"]) == 1
+
+
+def test_a_study_still_collecting_gets_forms_and_report_but_no_figures(demo, tmp_path):
+    import shutil
+
+    (tmp_path / "demo").mkdir()
+    shutil.copy(REPO / "study" / "demo" / "study.yaml", tmp_path / "demo")
+    config = {**demo.config, "study": {**demo.config["study"], "simulate": {"participants": 0, "seed": 0}}}
+    collecting = WorkflowPlan(config, spec_root=tmp_path)
+    outputs = collecting.all_outputs()
+    assert "results/demo/05_responses/demo/validation_report.json" in outputs
+    assert not any("06_figures/demo/" in f for f in outputs)
+    assert any("06_figures/efficientnet_lite0/" in f for f in outputs)  # model figures need no answers
+    assert "no responses yet" in collecting.notices()[0] and demo.notices() == []
+    (tmp_path / "demo" / "responses").mkdir()
+    (tmp_path / "demo" / "responses" / "export.csv").write_text("Timestamp\n")
+    answered = WorkflowPlan(config, spec_root=tmp_path)
+    assert any("06_figures/demo/" in f for f in answered.all_outputs()) and answered.notices() == []

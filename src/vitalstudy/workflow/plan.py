@@ -370,10 +370,27 @@ class WorkflowPlan:
 
     def raw_responses(self, wildcards) -> list[str]:
         """Every raw export of the study (none yet is fine: a demo runs on simulated participants only)."""
+        return self._raw_responses(wildcards.study)
+
+    def _raw_responses(self, study: str) -> list[str]:
         from vitalstudy.study.exports import discover
 
-        folder = self.spec_root / wildcards.study / "responses"
+        folder = self.spec_root / study / "responses"
         return [str(f.path) for f in discover([folder], simulated=False)] if folder.is_dir() else []
+
+    def studies_with_answers(self) -> list[str]:
+        """The studies whose figures can be drawn: those with raw exports or simulated participants.
+        A study still collecting gets its forms and an (empty) validation report, no figures yet."""
+        if self.config["study"]["simulate"]["participants"]:
+            return list(self.study_ids)
+        return [s for s in self.study_ids if self._raw_responses(s)]
+
+    def notices(self) -> list[str]:
+        """What the plan leaves out and why, for the person starting the workflow."""
+        waiting = [s for s in self.study_ids if s not in self.studies_with_answers()]
+        return [f"study {s}: no responses yet under {self.spec_root / s / 'responses'} and study.simulate."
+                f"participants is 0: its forms and validation report are built, its figures once answers "
+                f"arrive" for s in waiting]
 
     def simulated_export(self, wildcards) -> list[str]:
         if not self.config["study"]["simulate"]["participants"]:
@@ -457,7 +474,7 @@ class WorkflowPlan:
 
     def figures_outputs(self) -> list[str]:
         """Stage 6's final files for `rule all`: every figure PNG and its table."""
-        tables = {p: "stats" for s in self.study_ids for p in self.study_figure_prefixes(s)}
+        tables = {p: "stats" for s in self.studies_with_answers() for p in self.study_figure_prefixes(s)}
         for model in self.models:
             if "metrics" in self.config:
                 tables[self.figure_prefix(model, "tsne")] = "stats"
