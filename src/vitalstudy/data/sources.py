@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from vitalstudy.config import section_defaults
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.errors import ConfigError, VitalStudyError
 from vitalstudy.seeding import rng as seeded_rng
@@ -143,11 +144,13 @@ def _assign_pools(frame: pd.DataFrame, metric_fraction: float, seed: int) -> pd.
 
 
 def build_index(images_config: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The run's image index and the list of skipped files (`path`, `reason`)."""
+    """The run's image index and the list of skipped files (`path`, `reason`). `images_config` is the config's
+    `images` section; keys it leaves out get the schema's defaults."""
+    images_config = section_defaults("images", images_config)
     classes = imagenet_classes()
     images = list_images(images_config["source"], images_config.get("path"))
     skipped = []
-    if images_config.get("verify", True):
+    if images_config["verify"]:
         kept = []
         for image in images:
             try:
@@ -159,7 +162,7 @@ def build_index(images_config: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFr
         images = kept
     frame = pd.DataFrame([asdict(i) for i in images], columns=["image_id", "path", "wnid", "source", "split"])
     frame["class_index"] = [classes.index(w) for w in frame["wnid"]]
-    frame["pool"] = _assign_pools(frame, images_config.get("metric_fraction", 0.2), seed)
+    frame["pool"] = _assign_pools(frame, images_config["metric_fraction"], seed)
     return frame[INDEX_COLUMNS], pd.DataFrame(skipped, columns=["path", "reason"])
 
 
