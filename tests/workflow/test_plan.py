@@ -188,3 +188,40 @@ def test_responses_options_come_from_the_config(demo):
     config = {**demo.config, "models": {**demo.config["models"], "weights": {"efficientnet_lite2": "/w dir/l2.pth"}}}
     plan = WorkflowPlan(config, spec_root=REPO / "study")
     assert plan.held_out_options(study) == "--held-out-model efficientnet_lite2 --held-out-weights '/w dir/l2.pth'"
+
+
+def test_model_jobs_read_their_own_model_alone(demo):
+    """A job that loads one model gets that model's declaration, weight file and sha256 only: swapping
+    another model's weight file re-runs none of its jobs; swapping its own re-runs them."""
+    lite0 = Wildcards(model="efficientnet_lite0", method="vital", seed="0", batch="000")
+    models = json.loads(demo.generation_config(lite0))["models"]
+    assert set(models["assets"]) == {"efficientnet_lite0"} and models["weights"] == models["declare"] == {}
+    assets = demo.config["models"]["assets"]
+    swapped = {**assets, "efficientnet_lite2": {"/w/l2.pth": "0" * 64}}
+    other = WorkflowPlan({**demo.config, "models": {**demo.config["models"], "assets": swapped}}, spec_root=REPO / "study")
+    assert other.generation_config(lite0) == demo.generation_config(lite0)
+    assert other.held_out_models(Wildcards(study="demo")) != demo.held_out_models(Wildcards(study="demo"))
+    own = WorkflowPlan({**demo.config, "models": {**demo.config["models"], "assets": {
+        **assets, "efficientnet_lite0": {"/w/l0.pth": "1" * 64}}}}, spec_root=REPO / "study")
+    assert own.generation_config(lite0) != demo.generation_config(lite0)
+    assert own.model_stage_config(lite0, "references") != demo.model_stage_config(lite0, "references")
+    study = json.loads(demo.study_models(Wildcards(study="demo")))
+    assert set(study["assets"]) <= {"efficientnet_lite0", "efficientnet_lite2"} and len(study["assets"]) == 1
+
+
+def test_a_study_still_collecting_gets_forms_and_report_but_no_figures(demo, tmp_path):
+    import shutil
+
+    (tmp_path / "demo").mkdir()
+    shutil.copy(REPO / "study" / "demo" / "study.yaml", tmp_path / "demo")
+    config = {**demo.config, "study": {**demo.config["study"], "simulate": {"participants": 0, "seed": 0}}}
+    collecting = WorkflowPlan(config, spec_root=tmp_path)
+    outputs = collecting.all_outputs()
+    assert "results/demo/05_responses/demo/validation_report.json" in outputs
+    assert not any("06_figures/demo/" in f for f in outputs)
+    assert any("06_figures/efficientnet_lite0/" in f for f in outputs)  # model figures need no answers
+    assert "no responses yet" in collecting.notices()[0] and demo.notices() == []
+    (tmp_path / "demo" / "responses").mkdir()
+    (tmp_path / "demo" / "responses" / "export.csv").write_text("Timestamp\n")
+    answered = WorkflowPlan(config, spec_root=tmp_path)
+    assert any("06_figures/demo/" in f for f in answered.all_outputs()) and answered.notices() == []

@@ -26,6 +26,9 @@ if workflow.is_main_process and not _DRY_RUN and os.environ.get("VITALSTUDY_PREF
 PLAN = WorkflowPlan(config, report=report, cores=global_resource(workflow, "_cores"),
                     gpus=global_resource(workflow, "gpu"),
                     circuit_file=lambda model, wnid: checkpoints.circuits.get(model=model, wnid=wnid).output[0])
+if workflow.is_main_process:
+    for _notice in PLAN.notices():
+        print(f"note: {_notice}", file=sys.stderr)
 RUN = PLAN.run
 VITALSTUDY = PLAN.cli  # the rules' command: this interpreter's vitalstudy
 PATHS = PLAN.layout

@@ -17,13 +17,14 @@ rule simulate_responses:
         participants=config["study"]["simulate"]["participants"],
         seed=config["study"]["simulate"]["seed"],
         held_out=PLAN.held_out_options,
+        models=PLAN.held_out_models,
     resources:
         **PLAN.cpu_resources,
     log:
         PATHS.log("simulate_responses", "{study}"),
     shell:
         "{VITALSTUDY} responses simulate --manifest {input.manifest:q} --answer-key {input.answer_key:q} "
-        "--participants {params.participants} --seed {params.seed} {params.held_out} "
+        "--participants {params.participants} --seed {params.seed} {params.held_out} --models {params.models:q} "
         "--out {output.export:q} --judgements-out {output.judgements:q} --provenance {output.provenance:q} "
         "> {log:q} 2>&1"
 

@@ -13,7 +13,7 @@ rule study_forms:
         script=PATHS.study.apps_script("{study}"),
         answer_key=PATHS.study.answer_key("{study}"),
     params:
-        weights=PLAN.model_weights(),
+        models=PLAN.study_models,
         run=RUN,
         out=str(PATHS.study.study_dir("{study}")),
     resources:
@@ -22,4 +22,4 @@ rule study_forms:
         PATHS.log("study_forms", "{study}"),
     shell:
         "{VITALSTUDY} forms --spec {input.spec:q} --run {params.run:q} --out {params.out:q} "
-        "--model-weights {params.weights:q} > {log:q} 2>&1"
+        "--models {params.models:q} > {log:q} 2>&1"

@@ -154,6 +154,17 @@ class WorkflowPlan:
         values["concepts"] = self.config["targets"].get("concepts", [])  # concept ids are defined there
         return json.dumps(values, sort_keys=True)
 
+    def models_of(self, model: str) -> dict:
+        """The config's models section narrowed to one model (its declaration, weight file and the
+        file's sha256): a job that loads that model alone re-runs when they change, and only then."""
+        models = self.config["models"]
+        return {key: {model: models[key][model]} if model in models.get(key, {}) else {}
+                for key in ("declare", "weights", "assets")}
+
+    def model_stage_config(self, wildcards, *sections) -> str:
+        """`stage_config` of a job that loads the model {model} alone."""
+        return self.stage_config(*sections, models=self.models_of(wildcards.model))
+
     def stage_section(self, section: str) -> str:
         """One config section as JSON (a command's option)."""
         return json.dumps(self.config[section], sort_keys=True)
@@ -311,7 +322,8 @@ class WorkflowPlan:
     def generation_config(self, wildcards) -> str:
         """A generation job's settings: only what its method reads, so that changing one method's
         settings re-runs that method's jobs alone."""
-        return self.stage_config("models", generate=job_settings(self.config["generate"], wildcards.method))
+        return self.stage_config(generate=job_settings(self.config["generate"], wildcards.method),
+                                 models=self.models_of(wildcards.model))
 
     def maco_size(self, model: str) -> int:
         return self.config["generate"]["maco"]["resolution"] or get_spec(model).input_size
@@ -416,8 +428,11 @@ class WorkflowPlan:
                                        f"study {wildcards.study}")
         return self.fv_records(fvs, f"study {wildcards.study}") + files
 
-    def model_weights(self) -> str:
-        return json.dumps(self.config["models"].get("weights", {}), sort_keys=True)
+    def study_models(self, wildcards) -> str:
+        """The models section a study's scorer (2AFC) reads: its declaration, weight file and sha256."""
+        from vitalstudy.study.spec import load_spec
+
+        return json.dumps(self.models_of(load_spec(self.spec_path(wildcards.study)).model), sort_keys=True)
 
     def study_forms_outputs(self) -> list[str]:
         return [str(self.layout.study.manifest(s)) for s in self.study_ids]
@@ -434,12 +449,34 @@ class WorkflowPlan:
         path = self.config["models"].get("weights", {}).get(name)
         return f"{option} --held-out-weights {shlex.quote(path)}" if path else option
 
+    def held_out_models(self, wildcards) -> str:
+        """The models section the held-out judge reads (its declaration, weight file, sha256)."""
+        name = self.config["models"].get("held_out")
+        return json.dumps(self.models_of(name) if name else {}, sort_keys=True)
+
     def raw_responses(self, wildcards) -> list[str]:
         """Every raw export of the study (none yet is fine: a demo runs on simulated participants only)."""
+        return self._raw_responses(wildcards.study)
+
+    def _raw_responses(self, study: str) -> list[str]:
         from vitalstudy.study.exports import discover
 
-        folder = self.spec_root / wildcards.study / "responses"
+        folder = self.spec_root / study / "responses"
         return [str(f.path) for f in discover([folder], simulated=False)] if folder.is_dir() else []
+
+    def studies_with_answers(self) -> list[str]:
+        """The studies whose figures can be drawn: those with raw exports or simulated participants.
+        A study still collecting gets its forms and an (empty) validation report, no figures yet."""
+        if self.config["study"]["simulate"]["participants"]:
+            return list(self.study_ids)
+        return [s for s in self.study_ids if self._raw_responses(s)]
+
+    def notices(self) -> list[str]:
+        """What the plan leaves out and why, for the person starting the workflow."""
+        waiting = [s for s in self.study_ids if s not in self.studies_with_answers()]
+        return [f"study {s}: no responses yet under {self.spec_root / s / 'responses'} and study.simulate."
+                f"participants is 0: its forms and validation report are built, its figures once answers "
+                f"arrive" for s in waiting]
 
     def simulated_export(self, wildcards) -> list[str]:
         if not self.config["study"]["simulate"]["participants"]:
@@ -523,7 +560,7 @@ class WorkflowPlan:
 
     def figures_outputs(self) -> list[str]:
         """Stage 6's final files for `rule all`: every figure PNG and its table."""
-        tables = {p: "stats" for s in self.study_ids for p in self.study_figure_prefixes(s)}
+        tables = {p: "stats" for s in self.studies_with_answers() for p in self.study_figure_prefixes(s)}
         for model in self.models:
             if "metrics" in self.config:
                 tables[self.figure_prefix(model, "tsne")] = "stats"
