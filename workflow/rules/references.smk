@@ -56,8 +56,6 @@ rule select_references:
         **PLAN.cpu_resources,
     log:
         PATHS.log("select_references", "{model}", "b{batch}"),
-    group:
-        "references"
     shell:
         "{VITALSTUDY} references select --stage-config {params.cfg:q} --index {input.index:q} --model {wildcards.model} "
         "--targets {params.targets} {params.patch_scores} --run-dir {params.run_dir:q} --record {output:q} > {log:q} 2>&1"

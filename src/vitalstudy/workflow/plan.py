@@ -471,6 +471,10 @@ class WorkflowPlan:
             return list(self.study_ids)
         return [s for s in self.study_ids if self._raw_responses(s)]
 
+    def print_notices(self) -> None:
+        for notice in self.notices():
+            _note(notice)
+
     def notices(self) -> list[str]:
         """What the plan leaves out and why, for the person starting the workflow."""
         waiting = [s for s in self.study_ids if s not in self.studies_with_answers()]
