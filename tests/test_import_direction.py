@@ -5,6 +5,7 @@ Imports inside functions count too: a lazy import is still a dependency."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
 import vitalstudy
@@ -78,3 +79,15 @@ def test_stage_packages_import_each_other_one_way_only():
 def test_generation_does_not_import_reference_selection():
     # fv reads references as files (their JSON records); targets and views are core modules both use
     assert "references" not in package_imports(SRC)["fv"]
+
+
+def test_every_vitalstudy_module_named_in_an_import_exists():
+    # lazy imports inside functions are not run by collection; a moved module must not leave one behind
+    missing = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = ([node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                       else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            missing += [f"{path.relative_to(SRC)}:{node.lineno}: {m}" for m in modules
+                        if m.startswith("vitalstudy") and importlib.util.find_spec(m) is None]
+    assert not missing, "imports of modules that do not exist:\n" + "\n".join(missing)

@@ -170,7 +170,7 @@ def _rerun_index(name, record, tmp, root, config) -> list[Finding]:
 
 def _rerun_references(name, record, tmp, root, config) -> list[Finding]:
     from vitalstudy.layout import RunLayout
-    from vitalstudy.references.targets import parse_target
+    from vitalstudy.targets import parse_target
 
     params = record["parameters"]
     inputs = [str(_resolve(root, p)) for p in record["inputs"]]
