@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-from vitalstudy.config import schema_default
 from vitalstudy.errors import ConfigError
 
 
@@ -105,6 +104,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def add_responses_arguments(parser: argparse.ArgumentParser) -> None:
+    from vitalstudy.config import schema_default  # here, not at the top: `serve` starts without jsonschema
+
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     forms = argparse.ArgumentParser(add_help=False)
     forms.add_argument("--manifest", type=Path, required=True, help="forms/manifest.json of the study")
