@@ -73,7 +73,7 @@ def test_killed_job_resumes_without_redoing_finished_targets(tiny_run, tmp_path)
         if not sidecar0.exists() or not work.is_dir():
             return False
         written = sidecar0.stat().st_mtime_ns
-        for checkpoint in work.glob("*.pt"):
+        for checkpoint in work.glob("seed*.pt"):  # not a save in progress (atomic_path's .seed*.pt temp file)
             try:
                 if checkpoint.stat().st_mtime_ns > written:
                     return True
