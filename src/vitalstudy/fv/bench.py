@@ -200,7 +200,7 @@ def measure_method(method_name: str, spec: ModelSpec, model, config: dict, devic
 
     with tempfile.TemporaryDirectory(prefix="vitalstudy-bench-") as work:
         method = bench_method(method_name, spec, model, config, device, Path(work))
-        wnids = imagenet_classes().wnids
+        wnids = imagenet_classes().ids
 
         def make_plan(n: int) -> Plan:
             targets = [parse_target(wnids[i]) for i in range(n)]

@@ -62,9 +62,10 @@ def _load_scores(path: str) -> dict:
 def _select(args, cfg) -> int:
     from vitalstudy.references.montage import montage
     from vitalstudy.references.select import select_class_references, select_neuron_references
+    from vitalstudy.data.classes import classes_for
     from vitalstudy.references.targets import parse_target
 
-    target = parse_target(args.target, cfg.get("concepts"))
+    target = parse_target(args.target, cfg.get("concepts"), classes=classes_for(args.model))
     refs_cfg = cfg["references"]
     prov = Provenance("references", {"model": args.model, "target": args.target, "references": refs_cfg},
                       seed=cfg["seed"])
