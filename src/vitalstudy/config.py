@@ -228,6 +228,7 @@ def resolve_model_declarations(models: dict, check_paths: bool = True) -> dict:
     """Complete every declaration of a `models` section in place (schema defaults, inferred
     layers, checked names) and register them for this process; returns the section."""
     from vitalstudy.models.registry import is_weights_file, register_declared
+    from vitalstudy.provenance import asset_digest
 
     declared = models.setdefault("declare", {})
     for name, decl in declared.items():
@@ -243,13 +244,15 @@ def resolve_model_declarations(models: dict, check_paths: bool = True) -> dict:
             decl["classes"] = expand_env(decl["classes"], f"models.declare.{name}.classes")
             if check_paths and not Path(decl["classes"]).is_file():
                 raise ConfigError(f"models.declare.{name}.classes: labels file {decl['classes']} does not exist")
-        declared[name] = copy.deepcopy(_resolved(name, json.dumps(decl, sort_keys=True)))
+        labels = decl.get("classes")
+        digest = asset_digest(labels) if labels and Path(labels).is_file() else None  # an edited file: checked again
+        declared[name] = copy.deepcopy(_resolved(name, json.dumps(decl, sort_keys=True), digest))
     register_declared(models)
     return models
 
 
 @lru_cache(maxsize=None)
-def _resolved(name: str, decl_json: str) -> dict:
+def _resolved(name: str, decl_json: str, _labels_sha256: str | None = None) -> dict:
     """A declaration resolved once per process (Snakemake validates the config more than once).
     Cached: callers get a copy."""
     from vitalstudy.models.declarations import resolve_declaration
