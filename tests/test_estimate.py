@@ -38,6 +38,7 @@ def test_job_stats_and_stages(repo):
     assert parse_job_stats(STATS) == {"all": 1, "generate": 120, "select_references": 5070}
     stages = rule_stages(repo / "workflow" / "rules")
     assert stages["select_references"] == "references" and stages["generate"] == "generate"
+    assert stages["select_circuit_references"] == "references"  # declared by `use rule ... as`
     assert stages["metrics_measure"] == "metrics"
 
 

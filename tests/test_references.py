@@ -73,3 +73,49 @@ def test_target_ids_parse():
     assert parse_target("n07920052").as_dict()["label"] == "espresso"
     neuron = parse_target("layer4.2_c1935")
     assert (neuron.kind, neuron.layer, neuron.channel) == ("neuron", "layer4.2", 1935)
+
+
+def _select_cli(tmp_path, run: str, targets: list[str], *extra: str) -> int:
+    import json
+
+    from vitalstudy.cli import main
+
+    index, skipped = build_index({"source": "bundled"}, seed=0)
+    index_file = tmp_path / "images.csv"
+    index.to_csv(index_file, index=False)
+    stage = {"seed": 0, "device": "cpu", "references": {"class_count": 3, "montage_columns": 4}, "models": {}}
+    return main(["references", "select", "--stage-config", json.dumps(stage), "--index", str(index_file),
+                 "--model", "efficientnet_lite0", "--targets", *targets, *extra, "--run-dir", str(tmp_path / run),
+                 "--record", str(tmp_path / run / "record.json")])
+
+
+def test_select_command_writes_each_target_of_a_batch_as_if_selected_alone(tmp_path):
+    """One job, several targets: each target's JSON and montage where the layout puts them, the
+    same bytes as a job of that target alone, and a record of every output."""
+    import json
+
+    from vitalstudy.io import sha256_file
+    from vitalstudy.layout import RunLayout
+
+    classes = ["n07920052", "n02123159", "n03773504"]
+    assert _select_cli(tmp_path, "batch", classes) == 0
+    assert _select_cli(tmp_path, "alone", classes[1:2]) == 0
+    batch, alone = RunLayout(tmp_path / "batch").references, RunLayout(tmp_path / "alone").references
+    record = json.loads((tmp_path / "batch" / "record.json").read_text())
+    assert record["targets"] == classes
+    for target in classes:
+        for path in (batch.json("efficientnet_lite0", target), batch.montage("efficientnet_lite0", target)):
+            assert record["outputs"][str(path)] == sha256_file(path)
+        provenance = json.loads(batch.provenance("efficientnet_lite0", target).read_text())
+        assert provenance["parameters"]["target"] == target
+    for file in ("json", "montage"):
+        assert sha256_file(getattr(batch, file)("efficientnet_lite0", classes[1])) == \
+            sha256_file(getattr(alone, file)("efficientnet_lite0", classes[1]))
+
+
+def test_select_command_names_the_missing_patch_scores(tmp_path):
+    with pytest.raises(SystemExit, match="no --patch-scores for layer 'head'"):
+        _select_cli(tmp_path, "r", ["n07920052", "head_c3"])
+    with pytest.raises(SystemExit, match="--patch-scores takes LAYER=NPZ, got 'head.npz'"):
+        _select_cli(tmp_path, "r", ["head_c3"], "--patch-scores", "head.npz")
+    assert not (tmp_path / "r" / "record.json").exists()  # no record: the workflow re-runs the job

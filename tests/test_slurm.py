@@ -38,7 +38,7 @@ def test_tiny_workflow_runs_through_slurm_with_a_partition_per_kind_of_rule(repo
     venv_bin = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)}
     record = "results/pytest-slurm/02_fv/efficientnet_lite0/fourier/_jobs/seed0-b000.json"
-    references = "results/pytest-slurm/01_references/efficientnet_lite0/n07920052.json"  # CPU jobs
+    references = "results/pytest-slurm/01_references/efficientnet_lite0/_jobs/b000.json"  # CPU jobs
     command = [sys.executable, "-m", "snakemake", record, references,
                "--profile", str(repo / "workflow" / "profiles" / "slurm"),
                "--configfile", str(path), "--slurm-status-command", "squeue",
@@ -50,7 +50,7 @@ def test_tiny_workflow_runs_through_slurm_with_a_partition_per_kind_of_rule(repo
     assert (run / "02_fv" / "efficientnet_lite0" / "fourier" / "n07920052" / "seed0.png").stat().st_size > 0
     logs = run / "logs"
     assert "partition cpu" in (logs / "index_images.log").read_text()
-    assert "partition cpu" in (logs / "select_references" / "efficientnet_lite0" / "n07920052.log").read_text()
+    assert "partition cpu" in (logs / "select_references" / "efficientnet_lite0" / "b000.log").read_text()
     generation = (logs / "generate" / "efficientnet_lite0" / "fourier" / "seed0-b000.log").read_text()
     assert "partition gpu" in generation and "gpu: " in generation
     assert json.loads((workdir / record).read_text())["outputs"]

@@ -169,17 +169,22 @@ def _rerun_index(name, record, tmp, root, config) -> list[Finding]:
 
 
 def _rerun_references(name, record, tmp, root, config) -> list[Finding]:
+    from vitalstudy.data.classes import classes_for
+    from vitalstudy.layout import RunLayout
+    from vitalstudy.references.targets import parse_target
+
     params = record["parameters"]
     inputs = [str(_resolve(root, p)) for p in record["inputs"]]
     index = next(p for p in inputs if p.endswith("00_index/images.csv"))
     scores = [p for p in inputs if p.endswith(".npz")]
     stage = {"seed": record["seed"], "device": "cpu", "references": params["references"], "models": config["models"]}
-    target = params["target"]
+    target = parse_target(params["target"], config["targets"].get("concepts"), classes=classes_for(params["model"]))
+    layer_scores = [f"{target.layer}={scores[0]}"] if scores else []
     failed = _run_cli(["references", "select", "--stage-config", json.dumps(stage), "--index", index,
-                       "--model", params["model"], "--target", target, *(["--patch-scores", scores[0]] if scores else []),
-                       "--out-json", str(tmp / f"{target}.json"), "--out-png", str(tmp / f"{target}.png"),
-                       "--provenance", str(tmp / "provenance.json")], name)
-    return [failed] if failed else [_compare(name, tmp / Path(p).name, p, d) for p, d in record["outputs"].items()]
+                       "--model", params["model"], "--targets", params["target"], "--patch-scores", *layer_scores,
+                       "--run-dir", str(tmp), "--record", str(tmp / "record.json")], name)
+    produced = RunLayout(tmp).references.model_dir(params["model"])
+    return [failed] if failed else [_compare(name, produced / Path(p).name, p, d) for p, d in record["outputs"].items()]
 
 
 def _rerun_generate(name, record, tmp, root, config) -> list[Finding]:

@@ -201,7 +201,6 @@ def _models_used(config: dict) -> list[tuple[str, str]]:
 def _check_models(config: dict, check_paths: bool) -> None:
     """Resolve every declared model (a torchvision classification name needs no declaration),
     register them for this process and record the sha256 of every file each model reads."""
-    from vitalstudy.models.declarations import nearest, torchvision_classifiers
     from vitalstudy.models.registry import REGISTRY
 
     models = config["models"]
@@ -209,6 +208,8 @@ def _check_models(config: dict, check_paths: bool) -> None:
     for key, name in _models_used(config):
         if name in REGISTRY or name in declared:
             continue
+        from vitalstudy.models.declarations import nearest, torchvision_classifiers  # imports torch: only for others
+
         if name in torchvision_classifiers():
             declared[name] = validate_declaration({})
             continue
@@ -289,7 +290,7 @@ def model_assets(config: dict) -> dict[str, dict[str, str]]:
     """{model: {file: sha256}} of the files each model the config names reads (those present):
     as part of the jobs' parameters, a swapped weight file makes Snakemake re-run them."""
     from vitalstudy.errors import MissingAssetError
-    from vitalstudy.models.loading import required_assets
+    from vitalstudy.models.assets import required_assets
     from vitalstudy.provenance import asset_digest
 
     assets = {}

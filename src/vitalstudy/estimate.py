@@ -68,11 +68,15 @@ def parse_job_stats(text: str) -> dict[str, int]:
     return counts
 
 
+DECLARED_RULE = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:|^use\s+rule\s+\w+\s+as\s+(\w+)", re.M)
+
+
 def rule_stages(rules_dir: Path) -> dict[str, str]:
     """Rule name -> stage, the rule file that declares it (references.smk -> references)."""
     stages = {}
     for path in sorted(Path(rules_dir).glob("*.smk")):
-        for name in re.findall(r"^(?:rule|checkpoint)\s+(\w+)\s*:", path.read_text(encoding="utf-8"), re.M):
+        for found in DECLARED_RULE.findall(path.read_text(encoding="utf-8")):
+            name = found[0] or found[1]
             stages[name] = path.stem
     return stages
 

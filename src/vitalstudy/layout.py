@@ -62,6 +62,14 @@ class ReferencesLayout:
     def circuit(self, model, wnid) -> Path:
         return self.model_dir(model) / "_circuits" / f"{wnid}.json"
 
+    def job_record(self, model, batch) -> Path:
+        """The record of a selection job (`batch`: 3 digits, the job's place among the model's jobs)."""
+        return self.model_dir(model) / "_jobs" / f"b{batch}.json"
+
+    def circuit_job_record(self, model, wnid) -> Path:
+        """The record of the job selecting the references of a circuit's channels."""
+        return self.model_dir(model) / "_jobs" / f"circuit-{wnid}.json"
+
 
 @dataclass(frozen=True)
 class FVLayout:

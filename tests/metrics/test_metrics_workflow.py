@@ -87,6 +87,8 @@ def _results_tree(tmp_path: Path) -> Path:
                                                          "references": references}))
         (refs / f"{target}.png").write_bytes(b"")
         (refs / "_provenance" / f"{target}.json").write_text("{}")
+    (refs / "_jobs").mkdir()
+    (refs / "_jobs" / "b000.json").write_text("{}")  # the selection job's record (one job: every target)
     for method in ("vital", "vital_lrp"):
         for i, target in enumerate(TARGETS):
             photo = index[index["wnid"] == target]["path"].iloc[0] if target in CLASSES else index["path"][i]

@@ -12,7 +12,7 @@ from vitalstudy.cli import main
 from vitalstudy.config import load
 from vitalstudy.errors import ConfigError, MissingAssetError
 from vitalstudy.models import get_spec, load_model
-from vitalstudy.models.loading import required_assets
+from vitalstudy.models.assets import required_assets
 from vitalstudy.provenance import Provenance
 
 IMPORT_MODEL = {"source": "import", "factory": "tiny_models:tiny_cnn", "kwargs": {"width": 4}, "input_size": 32}

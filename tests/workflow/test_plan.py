@@ -73,8 +73,7 @@ def test_fv_records_are_looked_up_and_missing_ones_named(demo):
 
 def test_job_inputs_settings_and_outputs(demo):
     wc = Wildcards(model="efficientnet_lite0", method="vital", seed="0", batch="000")
-    targets = demo.job_targets(wc)
-    assert demo.generation_inputs(wc) == [f"results/demo/01_references/efficientnet_lite0/{t}.json" for t in targets]
+    assert demo.generation_inputs(wc) == ["results/demo/01_references/efficientnet_lite0/_jobs/b000.json"]
     maco = Wildcards(model="efficientnet_lite0", method="maco", seed="0", batch="000")
     assert demo.generation_inputs(maco) == ["results/demo/02_fv/_assets/maco_spectrum_224.npz"]
     assert demo.generation_inputs(Wildcards(**{**vars(maco), "method": "fourier"})) == []
@@ -97,6 +96,43 @@ def test_metrics_and_study_inputs_are_job_records(demo):
     assert "results/demo/00_index/images.csv" in files or any("01_references" in f for f in files)
 
 
+def test_reference_jobs_batch_each_models_targets(demo):
+    """One selection job per references.targets_per_job targets of a model (not one per target);
+    later stages depend on the record of the job that selects a target's references."""
+    [job] = demo.reference_jobs
+    assert job.targets == tuple(demo.targets_of("efficientnet_lite0"))
+    assert job.record == "results/demo/01_references/efficientnet_lite0/_jobs/b000.json"
+    assert demo.references_outputs() == [job.record]
+    wc = Wildcards(model="efficientnet_lite0", batch="000")
+    assert demo.selection_targets_arg(wc) == " ".join(job.targets)
+    neurons = [t for t in job.targets if t.startswith("head_c")]
+    assert neurons and demo.patch_scores(wc) == ["results/demo/01_references/efficientnet_lite0/_patch_scores/head.npz"]
+    assert demo.patch_scores_option(wc) == "--patch-scores head=results/demo/01_references/efficientnet_lite0/_patch_scores/head.npz"
+    assert demo.neuron_references(Wildcards(model="efficientnet_lite0")) == [job.record]
+    with pytest.raises(PlanError, match="figure needs the references of efficientnet_lite0/n01440764, which no"):
+        demo.reference_records("efficientnet_lite0", ["n01440764"], "figure")
+
+    small = plan_of("config", references={**demo.config["references"], "targets_per_job": 3})
+    assert [len(j.targets) for j in small.reference_jobs] == [3, 3, 2]
+    assert [j.batch for j in small.reference_jobs] == ["000", "001", "002"]
+    assert [t for j in small.reference_jobs for t in j.targets] == list(job.targets)
+    assert small.patch_scores(Wildcards(model="efficientnet_lite0", batch="000")) == []  # classes only
+    first, last = small.reference_jobs[0], small.reference_jobs[-1]
+    generation = Wildcards(model="efficientnet_lite0", method="vital", seed="0", batch="000")
+    assert small.generation_inputs(generation) == sorted(j.record for j in small.reference_jobs)
+    assert small.neuron_references(Wildcards(model="efficientnet_lite0")) == [last.record] != [first.record]
+
+
+def test_paper_reference_jobs_cover_every_target_once(paper):
+    size = paper.config["references"]["targets_per_job"]
+    for model in paper.models:
+        jobs = [j for j in paper.reference_jobs if j.model == model]
+        targets = [t for j in jobs for t in j.targets]
+        assert targets == paper.targets_of(model) and len(set(targets)) == len(targets)
+        assert len(jobs) == -(-len(targets) // size) and all(len(j.targets) <= size for j in jobs)
+    assert len(paper.reference_jobs) < 100  # the paper's ~5000 targets in ~50 jobs
+
+
 def test_circuits_read_the_checkpoint(demo, tmp_path):
     circuit = tmp_path / "c.json"
     circuit.write_text(json.dumps({"channels": [{"target": "head_c7"}, {"target": "head_c9"}]}))
@@ -104,7 +140,15 @@ def test_circuits_read_the_checkpoint(demo, tmp_path):
     assert {j.method for j in plan.circuit_jobs} == {"vital", "vital_lrp", "fourier", "maco"}  # the neuron-serving ones
     wc = Wildcards(model="efficientnet_lite0", method="vital", seed="0", wnid="n07920052")
     assert plan.circuit_job_targets_arg(wc) == "head_c7 head_c9"
-    assert plan.circuit_generation_inputs(wc)[0].endswith("01_references/efficientnet_lite0/head_c7.json")
+    # VITAL reads the channels' references, selected by the circuit's own job (of the same targets)
+    assert plan.circuit_generation_inputs(wc) == ["results/demo/01_references/efficientnet_lite0/_jobs/circuit-n07920052.json"]
+    selection = Wildcards(model="efficientnet_lite0", wnid="n07920052")
+    assert plan.selection_targets_arg(selection) == "head_c7 head_c9"
+    assert plan.patch_scores(selection) == ["results/demo/01_references/efficientnet_lite0/_patch_scores/head.npz"]
+    assert plan.circuit_references(selection) == ["results/demo/01_references/efficientnet_lite0/_jobs/b000.json"]
+    assert plan.circuit_references_file(selection) == "results/demo/01_references/efficientnet_lite0/n07920052.json"
+    maco = Wildcards(**{**vars(wc), "method": "maco"})
+    assert plan.circuit_generation_inputs(maco) == ["results/demo/02_fv/_assets/maco_spectrum_224.npz"]
     assert plan.circuit_methods_arg(wc) == "vital vital_lrp fourier maco"
 
 

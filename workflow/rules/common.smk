@@ -27,8 +27,7 @@ PLAN = WorkflowPlan(config, report=report, cores=global_resource(workflow, "_cor
                     gpus=global_resource(workflow, "gpu"),
                     circuit_file=lambda model, wnid: checkpoints.circuits.get(model=model, wnid=wnid).output[0])
 if workflow.is_main_process:
-    for _notice in PLAN.notices():
-        print(f"note: {_notice}", file=sys.stderr)
+    PLAN.print_notices()
 RUN = PLAN.run
 VITALSTUDY = PLAN.cli  # the rules' command: this interpreter's vitalstudy
 PATHS = PLAN.layout

@@ -1,4 +1,5 @@
-# Stage 0-1: index the source images, then choose each target's reference images.
+# Stage 0-1: index the source images, then choose each target's reference images (in batches of
+# targets per job; the plan, PLAN.reference_jobs, says which).
 
 
 rule index_images:
@@ -24,7 +25,7 @@ rule score_patches:
     output:
         PATHS.references.patch_scores("{model}", "{layer}"),
     params:
-        cfg=PLAN.stage_config("references", "models"),
+        cfg=PLAN.references_config(),
     threads: PLAN.model_threads
     resources:
         **PLAN.model_resources,
@@ -36,40 +37,41 @@ rule score_patches:
 
 
 rule select_references:
+    """A batch of a model's targets (PLAN.reference_jobs, references.targets_per_job per job). Each
+    target's JSON, montage and provenance go where the layout puts them; the job record, written
+    last, is the declared output, and later stages depend on it (PLAN.reference_records)."""
     input:
         index=rules.index_images.output.index,
         patch_scores=PLAN.patch_scores,
     output:
-        json=PATHS.references.json("{model}", "{target}"),
-        montage=PLAN.report(PATHS.references.montage("{model}", "{target}"),
-                            caption="../report/references.rst", category="1. References",
-                            labels={"model": "{model}", "target": "{target}"}),
-        provenance=PATHS.references.provenance("{model}", "{target}"),
+        PATHS.references.job_record("{model}", "{batch}"),
+    wildcard_constraints:
+        batch=r"\d{3}",
     params:
-        cfg=PLAN.stage_config("references", "models"),
+        cfg=PLAN.references_config(),
+        run_dir=RUN,
+        targets=PLAN.selection_targets_arg,
         patch_scores=PLAN.patch_scores_option,
     resources:
         **PLAN.cpu_resources,
     log:
-        PATHS.log("select_references", "{model}", "{target}"),
-    group:
-        "references"
+        PATHS.log("select_references", "{model}", "b{batch}"),
     shell:
-        "{VITALSTUDY} references select --stage-config {params.cfg:q} --index {input.index:q} "
-        "--model {wildcards.model} --target {wildcards.target:q} {params.patch_scores} "
-        "--out-json {output.json:q} --out-png {output.montage:q} --provenance {output.provenance:q} > {log:q} 2>&1"
+        "{VITALSTUDY} references select --stage-config {params.cfg:q} --index {input.index:q} --model {wildcards.model} "
+        "--targets {params.targets} {params.patch_scores} --run-dir {params.run_dir:q} --record {output:q} > {log:q} 2>&1"
 
 
 checkpoint circuits:
     """The class's most relevant channels (Fig. 4); they become inner-neuron targets."""
     input:
-        references=PATHS.references.json("{model}", "{wnid}"),
+        PLAN.circuit_references,
     output:
         PATHS.references.circuit("{model}", "{wnid}"),
     wildcard_constraints:
         wnid=r"n\d{8}",
     params:
-        cfg=PLAN.stage_config("references", "models"),
+        cfg=PLAN.references_config(),
+        references=PLAN.circuit_references_file,
     threads: PLAN.model_threads
     resources:
         **PLAN.model_resources,
@@ -77,4 +79,18 @@ checkpoint circuits:
         PATHS.log("circuits", "{model}", "{wnid}"),
     shell:
         "{VITALSTUDY} --gpus {resources.gpu} references circuits --stage-config {params.cfg:q} --model {wildcards.model} "
-        "--references {input.references:q} --out {output:q} > {log:q} 2>&1"
+        "--references {params.references:q} --out {output:q} > {log:q} 2>&1"
+
+
+# The references of a circuit's channels (known once the circuits checkpoint ran), for VITAL.
+use rule select_references as select_circuit_references with:
+    input:
+        index=rules.index_images.output.index,
+        circuit=PATHS.references.circuit("{model}", "{wnid}"),
+        patch_scores=PLAN.patch_scores,
+    output:
+        PATHS.references.circuit_job_record("{model}", "{wnid}"),
+    wildcard_constraints:
+        wnid=r"n\d{8}",
+    log:
+        PATHS.log("select_references", "{model}", "circuit-{wnid}"),

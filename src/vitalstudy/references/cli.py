@@ -1,4 +1,4 @@
-"""`vitalstudy references`: stage 1 (patch scoring for inner neurons, then per-target selection)."""
+"""`vitalstudy references`: stage 1 (patch scoring for inner neurons, then the selection of a batch of targets)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import json
 import numpy as np
 
 from vitalstudy.data.sources import read_index
-from vitalstudy.io import atomic_path, save_png, write_json
+from vitalstudy.io import atomic_path, save_png, sha256_file, write_json
+from vitalstudy.progress import log, progress
 from vitalstudy.provenance import Provenance
 
 
@@ -22,12 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     score = sub.add_parser("score-patches", parents=[common], help="best-patch scores of candidate images for a layer")
     score.add_argument("--layer", required=True)
     score.add_argument("--out", required=True, help=".npz to write")
-    select = sub.add_parser("select", parents=[common], help="choose the references of one target")
-    select.add_argument("--target", required=True, help="WordNet id or <layer>_c<channel>")
-    select.add_argument("--patch-scores", help="the layer's .npz (inner-neuron targets)")
-    select.add_argument("--out-json", required=True)
-    select.add_argument("--out-png", required=True)
-    select.add_argument("--provenance", required=True)
+    select = sub.add_parser("select", parents=[common], help="choose the references of one or more targets")
+    select.add_argument("--targets", nargs="+", required=True, help="WordNet ids, <layer>_c<channel> or concept ids")
+    select.add_argument("--patch-scores", nargs="*", default=[], metavar="LAYER=NPZ",
+                        help="the patch scores of each inner-neuron layer among the targets")
+    select.add_argument("--run-dir", required=True,
+                        help="results/<run>: each target's JSON, montage and provenance go where the run layout puts them")
+    select.add_argument("--record", required=True, help="job record to write when every target is done")
     circuits = sub.add_parser("circuits", help="a class's most relevant last-hidden-layer channels (Fig. 4)")
     circuits.add_argument("--stage-config", required=True)
     circuits.add_argument("--model", required=True)
@@ -59,55 +61,111 @@ def _load_scores(path: str) -> dict:
                 "parameters": json.loads(str(data["parameters"])), "skipped": json.loads(str(data["skipped"]))}
 
 
-def _select(args, cfg) -> int:
+def _layer_files(pairs: list[str]) -> dict[str, str]:
+    files = {}
+    for pair in pairs:
+        layer, sep, path = pair.partition("=")
+        if not (sep and layer and path):
+            raise SystemExit(f"vitalstudy references select: --patch-scores takes LAYER=NPZ, got {pair!r}")
+        files[layer] = path
+    return files
+
+
+class _Batch:
+    """What the targets of one job share: the index (read and hashed once), the hashes of images
+    already read, each layer's patch scores and the model (loaded once, for concept targets)."""
+
+    def __init__(self, args, cfg):
+        self.args, self.cfg = args, cfg
+        self.index = read_index(args.index)
+        self.index_sha256 = sha256_file(args.index)
+        self.layer_files = _layer_files(args.patch_scores)
+        self.hashes: dict[str, str] = {}
+        self._scores: dict[str, dict] = {}
+        self._model = None
+
+    def patch_scores(self, layer: str) -> tuple[str, dict]:
+        path = self.layer_files.get(layer)
+        if path is None:
+            raise SystemExit(f"vitalstudy references select: no --patch-scores for layer {layer!r} "
+                             f"(inner-neuron targets need their layer's patch scores)")
+        if layer not in self._scores:
+            self._scores[layer] = _load_scores(path)
+        return path, self._scores[layer]
+
+    def model(self):
+        if self._model is None:
+            from vitalstudy.models import load_model
+            from vitalstudy.models.features import resolve_device
+
+            device = resolve_device(self.cfg.get("device", "auto"))
+            weights = self.cfg.get("models", {}).get("weights", {}).get(self.args.model)
+            self._model = load_model(self.args.model, weights=weights, device=device), device
+        return self._model
+
+
+def _select_target(batch: _Batch, target_id: str, paths) -> dict[str, str]:
+    """One target's references: JSON, montage and provenance where the run layout puts them.
+    Returns the outputs with their sha256."""
+    from vitalstudy.data.classes import classes_for
     from vitalstudy.references.montage import montage
     from vitalstudy.references.select import select_class_references, select_neuron_references
-    from vitalstudy.data.classes import classes_for
     from vitalstudy.references.targets import parse_target
 
-    target = parse_target(args.target, cfg.get("concepts"), classes=classes_for(args.model))
+    args, cfg, index = batch.args, batch.cfg, batch.index
+    target = parse_target(target_id, cfg.get("concepts"), classes=classes_for(args.model))
     refs_cfg = cfg["references"]
-    prov = Provenance("references", {"model": args.model, "target": args.target, "references": refs_cfg},
+    prov = Provenance("references", {"model": args.model, "target": target_id, "references": refs_cfg},
                       seed=cfg["seed"])
-    prov.add_input(args.index)
-    index = read_index(args.index)
+    prov.add_input(args.index, batch.index_sha256)
     if target.kind == "class":
         selection = select_class_references(index, target.wnid, refs_cfg["class_count"], cfg["seed"],
                                             refs_cfg.get("augment", {}))
     elif target.kind == "concept":
-        from vitalstudy.models import get_spec, load_model
-        from vitalstudy.models.features import resolve_device
+        from vitalstudy.models import get_spec
         from vitalstudy.references.select import select_concept_references
 
-        device = resolve_device(cfg.get("device", "auto"))
-        model = load_model(args.model, weights=cfg.get("models", {}).get("weights", {}).get(args.model), device=device)
+        model, device = batch.model()
         prov.add_input(target.direction_file)
         selection = select_concept_references(model, get_spec(args.model), index, target.layer, target.direction(),
                                               refs_cfg["neuron_count"], refs_cfg["neuron_candidates"], cfg["seed"], device)
     else:
-        if not args.patch_scores:
-            raise SystemExit("vitalstudy references select: --patch-scores is required for inner-neuron targets")
-        prov.add_input(args.patch_scores)
-        selection = select_neuron_references(index, _load_scores(args.patch_scores), target.channel,
-                                             refs_cfg["neuron_count"])
-    hashes = {}
+        path, scores = batch.patch_scores(target.layer)
+        prov.add_input(path)
+        selection = select_neuron_references(index, scores, target.channel, refs_cfg["neuron_count"])
     for ref in selection.references:
-        if ref["path"] not in hashes:
-            hashes[ref["path"]] = prov.add_input(ref["path"])
-        ref["sha256"] = hashes[ref["path"]]
+        if ref["path"] not in batch.hashes:
+            batch.hashes[ref["path"]] = sha256_file(ref["path"])
+        ref["sha256"] = prov.add_input(ref["path"], batch.hashes[ref["path"]])
     used = {r["image_id"] for r in selection.references}
     pools = set(index[index["image_id"].isin(used)]["pool"])
-    write_json(args.out_json, {
+    out_json, out_png = paths.json(args.model, target_id), paths.montage(args.model, target_id)
+    write_json(out_json, {
         "target": target.as_dict(), "model": args.model, "references": selection.references,
         "how": selection.how, "seed": cfg["seed"], "skipped": selection.skipped,
         "disjoint_from_metrics": "both" not in pools,
     })
-    save_png(args.out_png, montage(selection.references, refs_cfg.get("montage_columns", 8)))
-    for path in (args.out_json, args.out_png):
+    save_png(out_png, montage(selection.references, refs_cfg.get("montage_columns", 8)))
+    for path in (out_json, out_png):
         prov.add_output(path)
-    prov.write(args.provenance)
+    prov.write(paths.provenance(args.model, target_id))
     for item in selection.skipped:
-        print(f"vitalstudy references: skipped {item['path']}: {item['reason']}")
+        log(f"vitalstudy references: {target_id}: skipped {item['path']}: {item['reason']}")
+    return prov.record["outputs"]
+
+
+def _select(args, cfg) -> int:
+    """The references of every target of the job, then the job record (the workflow's output: an
+    interrupted job leaves no record, so Snakemake re-runs it; each target's files are written whole)."""
+    from vitalstudy.layout import RunLayout
+
+    batch, paths = _Batch(args, cfg), RunLayout(args.run_dir).references
+    outputs = {}
+    for target_id in progress(args.targets, desc=f"references {args.model}", unit="target",
+                              disable=len(args.targets) < 2):
+        outputs |= _select_target(batch, target_id, paths)
+    write_json(args.record, {"stage": "references", "model": args.model, "targets": args.targets,
+                             "outputs": outputs})
     return 0
 
 

@@ -3,9 +3,11 @@ function, output list and parameter. The rule files only declare rules and call 
 
 `WorkflowPlan(config)` is built once per workflow (workflow/rules/common.smk) and can be built
 in a test from any config without Snakemake. Input functions take Snakemake's `wildcards` (any
-object with the wildcard names as attributes). Jobs are declared as records (`GenerationJob`,
-`CircuitJob`) and indexed by the FV files they write, so a later stage maps an FV it reads to
-the job that writes it by lookup, never by parsing paths.
+object with the wildcard names as attributes). Jobs are declared as records (`ReferenceJob`,
+`GenerationJob`, `CircuitJob`) and indexed by the targets or FV files they write, so a later
+stage maps a target's references or an FV it reads to the job that writes it by lookup.
+Reference selection and generation run batches of targets per job: a paper-scale DAG has
+hundreds of jobs where one per target would be thousands (Snakemake plans each job).
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ STUDY_FIGURES = {"likert_word": None, "likert_references": None, "free_label": "
 
 class PlanError(VitalStudyError):
     """A config whose plan cannot be built (a later stage reads a file no job writes)."""
+
+
+@dataclass(frozen=True)
+class ReferenceJob:
+    """One reference-selection job: (model, batch of targets), and the record it writes."""
+
+    model: str
+    batch: str  # 3-digit position among the model's jobs
+    targets: tuple[str, ...]
+    record: str
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,9 @@ class WorkflowPlan:
         self.spec_root = Path(spec_root)
         self._report = report or (lambda path, **_: path)
         self._circuit_file = circuit_file
+        self.reference_jobs = self._reference_jobs()
+        self._reference_batches = {(j.model, j.batch): j for j in self.reference_jobs}
+        self._reference_writer = {(j.model, t): j.record for j in self.reference_jobs for t in j.targets}
         self.generation_jobs = self._generation_jobs()
         self._jobs = {(j.model, j.method, str(j.seed), j.batch): j for j in self.generation_jobs}
         self._writer = {(j.model, j.method, j.seed, t): j.record for j in self.generation_jobs for t in j.targets}
@@ -180,19 +195,85 @@ class WorkflowPlan:
 
     # -- stage 1: references -------------------------------------------------------------------
 
+    def _reference_jobs(self) -> list[ReferenceJob]:
+        """Each model's targets (and the classes and neurons its accentuations read), in jobs of
+        references.targets_per_job: one process reads the index once for all of them."""
+        from vitalstudy.fv.accentuation_plan import reference_targets
+
+        size = self.config["references"]["targets_per_job"]
+        jobs = []
+        for model in self.models:
+            targets = _unique(self.targets_of(model) + reference_targets(self.config, model))
+            for b, start in enumerate(range(0, len(targets), size)):
+                batch = f"{b:03d}"
+                jobs.append(ReferenceJob(model, batch, tuple(targets[start:start + size]),
+                                         str(self.layout.references.job_record(model, batch))))
+        return jobs
+
+    def _reference_settings(self) -> dict:
+        """The references section less how targets are grouped into jobs: a new grouping re-runs the
+        selection jobs it changes, never patch scoring, the circuits or the metrics."""
+        return {k: v for k, v in self.config["references"].items() if k != "targets_per_job"}
+
+    def references_config(self) -> str:
+        return self.stage_config("models", references=self._reference_settings())
+
+    def reference_records(self, model: str, targets, consumer: str) -> list[str]:
+        """The selection job records that write the references of `targets` of `model`; a target no
+        job selects stops the workflow with a line saying what to configure."""
+        records = set()
+        for target in targets:
+            record = self._reference_writer.get((model, target))
+            if record is None:
+                raise PlanError(f"{consumer} needs the references of {model}/{target}, which no reference-selection "
+                                f"job selects: add the target to targets")
+            records.add(record)
+        return sorted(records)
+
     def references_outputs(self) -> list[str]:
-        return [str(self.layout.references.json(m, t)) for m in self.models for t in self.targets_of(m)]
+        return [j.record for j in self.reference_jobs]
+
+    def selection_targets(self, wildcards) -> list[str]:
+        """The targets of a selection job: a batch's, or a circuit's channels (`wnid` wildcard)."""
+        if hasattr(wildcards, "wnid"):
+            return self.circuit_targets(wildcards.model, wildcards.wnid)
+        return list(self._reference_batches[(wildcards.model, wildcards.batch)].targets)
+
+    def selection_targets_arg(self, wildcards) -> str:
+        return " ".join(self.selection_targets(wildcards))
+
+    def _layer_patch_scores(self, wildcards) -> dict[str, str]:
+        """Inner-neuron targets (`<layer>_c<channel>`) need their layer's patch scores."""
+        concepts, classes = self.config["targets"]["concepts"], classes_for(wildcards.model)
+        parsed = (parse_target(t, concepts, classes=classes) for t in self.selection_targets(wildcards))
+        layers = _unique(t.layer for t in parsed if t.kind == "neuron")
+        return {layer: str(self.layout.references.patch_scores(wildcards.model, layer)) for layer in layers}
 
     def patch_scores(self, wildcards) -> list[str]:
-        """Inner-neuron targets (`<layer>_c<channel>`) need their layer's patch scores."""
-        target = parse_target(wildcards.target, self.config["targets"]["concepts"],
-                              classes=classes_for(wildcards.model))
-        if target.kind != "neuron":
-            return []
-        return [str(self.layout.references.patch_scores(wildcards.model, target.layer))]
+        return list(self._layer_patch_scores(wildcards).values())
 
-    def patch_scores_option(self, wildcards, input) -> str:  # noqa: A002 (Snakemake's argument name)
-        return f"--patch-scores {input.patch_scores[0]}" if input.patch_scores else ""
+    def patch_scores_option(self, wildcards) -> str:
+        files = self._layer_patch_scores(wildcards)
+        return "--patch-scores " + " ".join(shlex.quote(f"{k}={v}") for k, v in files.items()) if files else ""
+
+    def _reference_inputs(self, paths, consumer: str) -> list[str]:
+        """Files a later stage reads, each target's references JSON or montage replaced by the
+        record of the job that selects it (other files unchanged)."""
+        root, found = self.layout.references.root, []
+        for path in paths:
+            file = Path(path)
+            if file.parent.parent == root and file.suffix in (".json", ".png"):
+                found += self.reference_records(file.parent.name, [file.stem], consumer)
+            else:
+                found.append(path)
+        return _unique(found)
+
+    def circuit_references(self, wildcards) -> list[str]:
+        """The circuits checkpoint reads its class's references."""
+        return self.reference_records(wildcards.model, [wildcards.wnid], f"circuit {wildcards.wnid}")
+
+    def circuit_references_file(self, wildcards) -> str:
+        return str(self.layout.references.json(wildcards.model, wildcards.wnid))
 
     def circuit_targets(self, model: str, wnid: str) -> list[str]:
         """The circuit's channel targets, known once its checkpoint has run."""
@@ -262,7 +343,7 @@ class WorkflowPlan:
         """What a generation job reads: the targets' references (VITAL) or its method's asset."""
         info = get_method(method)
         if info.reads_references:
-            return [str(self.layout.references.json(model, t)) for t in targets]
+            return self.reference_records(model, targets, f"{method} generation")
         if info.asset == "maco_spectrum":
             return [str(self.layout.fv.maco_spectrum(self.maco_size(model)))]
         return []
@@ -271,6 +352,10 @@ class WorkflowPlan:
         return self._method_inputs(wildcards.model, wildcards.method, self.job_targets(wildcards))
 
     def circuit_generation_inputs(self, wildcards) -> list[str]:
+        """As a generation job's, but a circuit's channel references come from the circuit's own
+        selection job (its targets are known only once the circuit checkpoint ran)."""
+        if get_method(wildcards.method).reads_references:
+            return [str(self.layout.references.circuit_job_record(wildcards.model, wildcards.wnid))]
         return self._method_inputs(wildcards.model, wildcards.method, self.circuit_job_targets(wildcards))
 
     def generation_outputs(self) -> list[str]:
@@ -292,7 +377,7 @@ class WorkflowPlan:
     # -- stage 3: metrics ----------------------------------------------------------------------
 
     def metrics_config(self) -> str:
-        return self.stage_config("run", "models", "targets", "references", "generate", "metrics")
+        return self.stage_config("run", "models", "targets", "generate", "metrics", references=self._reference_settings())
 
     def metrics_fv_records(self, wildcards) -> list[str]:
         """The job records that write every FV (PNG + sidecar) the metrics of {model} read."""
@@ -305,8 +390,7 @@ class WorkflowPlan:
 
     def neuron_references(self, wildcards) -> list[str]:
         """Control images of the AUC/MAD metric: the stage-1 references of each inner neuron."""
-        return [str(self.layout.references.json(wildcards.model, t))
-                for t in neuron_targets(self.config, wildcards.model)]
+        return self.reference_records(wildcards.model, neuron_targets(self.config, wildcards.model), "metrics")
 
     def metrics_measure_outputs(self) -> dict:
         metrics = self.layout.metrics
@@ -351,7 +435,8 @@ class WorkflowPlan:
         spec = self.spec_path(wildcards.study)
         fvs = study_fvs(spec)
         images = {str(self.layout.fv.png(*fv)) for fv in fvs}
-        files = [p for p in study_inputs(spec, self.run) if p not in images]
+        files = self._reference_inputs([p for p in study_inputs(spec, self.run) if p not in images],
+                                       f"study {wildcards.study}")
         return self.fv_records(fvs, f"study {wildcards.study}") + files
 
     def study_models(self, wildcards) -> str:
@@ -396,6 +481,10 @@ class WorkflowPlan:
         if self.config["study"]["simulate"]["participants"]:
             return list(self.study_ids)
         return [s for s in self.study_ids if self._raw_responses(s)]
+
+    def print_notices(self) -> None:
+        for notice in self.notices():
+            _note(notice)
 
     def notices(self) -> list[str]:
         """What the plan leaves out and why, for the person starting the workflow."""
@@ -507,7 +596,9 @@ class WorkflowPlan:
     def accentuation_references(self, wildcards) -> list[str]:
         from vitalstudy.fv import accentuation_plan
 
-        return accentuation_plan.reference_inputs(self.run, self.config, wildcards.model, wildcards.method)
+        return self._reference_inputs(
+            accentuation_plan.reference_inputs(self.run, self.config, wildcards.model, wildcards.method),
+            "accentuation")
 
     def accentuation_config(self, wildcards) -> str:
         from vitalstudy.fv import accentuation_plan
@@ -526,8 +617,8 @@ class WorkflowPlan:
     def accentuation_metrics_references(self, wildcards) -> list[str]:
         from vitalstudy.fv import accentuation_plan
 
-        return [str(self.layout.references.json(wildcards.model, t))
-                for t in accentuation_plan.reference_targets(self.config, wildcards.model)]
+        return self.reference_records(wildcards.model, accentuation_plan.reference_targets(self.config, wildcards.model),
+                                      "accentuation metrics")
 
     def accentuation_metrics_config(self) -> str:
         from vitalstudy.fv import accentuation_plan
@@ -560,4 +651,4 @@ class WorkflowPlan:
                 + self.accentuation_outputs())
 
 
-__all__ = ["CircuitJob", "GenerationJob", "PlanError", "WorkflowPlan", "global_resource", "model_job_gpus"]
+__all__ = ["CircuitJob", "GenerationJob", "PlanError", "ReferenceJob", "WorkflowPlan", "global_resource", "model_job_gpus"]
