@@ -6,8 +6,8 @@ import json
 import pytest
 
 from vitalstudy.config import validate
-from vitalstudy.estimate import (ASSUMED_GPU, Figure, estimate, forward_flops, generation_work, parse_job_stats,
-                                 read_figures, render, rule_stages)
+from vitalstudy.estimate import (ASSUMED_GPU, Figure, estimate, forward_flops, generation_work, known_figures,
+                                 parse_job_stats, read_figures, render, rule_stages)
 
 STATS = """Building DAG of jobs...
 Job stats:
@@ -77,6 +77,19 @@ def test_figures_from_a_bench_report_and_a_run_record(tmp_path):
     text = render(_config(), {"generate": 4, "select_references": 9}, {"generate": "generate",
                   "select_references": "references"}, figures, 10.0, [1, 4])
     assert "  references       9  (select_references 9)" in text and "device cuda:H100:" in text and "4 devices:" in text
+
+
+def test_figures_of_a_model_unknown_here_are_left_out(tmp_path, capsys):
+    """A home cache holding a test's declared model ('tiny') made `vitalstudy plan` stop with
+    "unknown model 'tiny'" when it picked that figure to extrapolate from."""
+    (tmp_path / "cache.json").write_text(json.dumps({
+        f"cpu:2threads|{model}|vital": {"measurements": [{"batch": 1, "target_steps_per_second": rate}]}
+        for model, rate in (("tiny", 90.0), ("resnet50", 0.05))}))
+    figures = known_figures(read_figures([tmp_path / "cache.json"]))
+    assert [f.model for f in figures] == ["resnet50"]
+    assert "figures of model 'tiny'" in capsys.readouterr().err
+    work = next(w for w in generation_work(_config()) if w.method == "vital" and w.model == "efficientnet_lite0")
+    assert estimate(work, "cpu:2threads", figures, 10.0).basis.startswith("extrapolated from resnet50")
 
 
 def test_cli_prints_the_estimate(repo):

@@ -110,6 +110,24 @@ def read_figures(paths: list[Path]) -> list[Figure]:
     return figures
 
 
+def known_figures(figures: list[Figure]) -> list[Figure]:
+    """The figures of models this config knows; another model's (a test's declared model in the home
+    cache) is left out with a note, as nothing can be extrapolated from a model that cannot be built."""
+    from vitalstudy.errors import ConfigError
+    from vitalstudy.models import get_spec
+
+    known, ignored = [], {}
+    for figure in figures:
+        try:
+            get_spec(figure.model)
+            known.append(figure)
+        except ConfigError:
+            ignored.setdefault(figure.model, figure.source)
+    for model, source in ignored.items():
+        print(f"note: figures of model {model!r} ({source}) left out: not a model of this config", file=sys.stderr)
+    return known
+
+
 @dataclass
 class Work:
     model: str
@@ -139,7 +157,7 @@ def generation_work(config: dict) -> list[Work]:
     gen = config["generate"]
     work = []
     for model in config["models"]["targets"]:
-        keys = planned_images(gen, get_spec(model), class_targets(config), neuron_targets(config, model))
+        keys = planned_images(gen, get_spec(model), class_targets(config, model), neuron_targets(config, model))
         for method in gen["methods"]:
             count = sum(1 for k in keys if k.method == method)
             if not count:
@@ -254,7 +272,8 @@ def run(args: argparse.Namespace) -> int:
     from vitalstudy.config import load
 
     config = load(args.configfile, check_paths=False)
-    figures = read_figures([Path(p) for p in (args.bench if args.bench is not None else default_figure_files(config))])
+    figures = known_figures(read_figures([Path(p) for p in (args.bench if args.bench is not None
+                                                            else default_figure_files(config))]))
     counts = None if args.no_dag else dag_job_counts(args.configfile)
     print(render(config, counts, rule_stages(Path("workflow/rules")), figures, args.gpu_tflops, args.devices))
     return 0

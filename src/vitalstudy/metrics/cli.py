@@ -120,6 +120,7 @@ def add_accentuations_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_accentuations(args: argparse.Namespace) -> int:
+    from vitalstudy.data.classes import classes_for
     from vitalstudy.metrics.accentuation import accentuation_rows, draw_accentuations, references_of
     from vitalstudy.models import get_spec, load_model
     from vitalstudy.targets import accentuation_targets, parse_target
@@ -127,8 +128,8 @@ def run_accentuations(args: argparse.Namespace) -> int:
     cfg = json.loads(args.stage_config)  # fv.accentuation_plan.metrics_stage_config: every key is there
     entries = cfg["accentuations"]
     ids = accentuation_targets({"targets": {"accentuations": entries}}, args.model)
-    targets = [parse_target(i, accentuations=entries) for i in ids]
     spec = get_spec(args.model)
+    targets = [parse_target(i, accentuations=entries, classes=classes_for(spec)) for i in ids]
     model = load_model(args.model, weights=cfg["models"]["weights"].get(args.model))
     prov = Provenance("accentuation-metrics", {"model": args.model, "methods": args.methods, "seeds": args.seeds,
                                                "accentuations": entries}, seed=cfg["seed"])
