@@ -161,7 +161,7 @@ def build_index(images_config: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFr
     lists = run_classes(images_config)
     images = list_images(images_config["source"], images_config.get("path"), lists)
     skipped = []
-    if images_config["verify"]:
+    if images_config.get("verify", True):
         kept = []
         for image in images:
             try:
