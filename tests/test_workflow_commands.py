@@ -40,7 +40,7 @@ def test_jobs_run_without_the_venv_on_path(repo, tmp_path):
 
 def test_paper_run_with_a_fake_imagenet_and_no_weights_stops_before_any_job(repo, tmp_path):
     root = tmp_path / "imagenet"
-    for wnid in imagenet_classes().wnids:
+    for wnid in imagenet_classes().ids:
         for split in ("train", "val"):
             (root / split / wnid).mkdir(parents=True)
     workdir = _workdir(repo, tmp_path)

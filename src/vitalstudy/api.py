@@ -98,7 +98,7 @@ def visualize(model, target, method: str = "vital", references=None, steps: int 
     reference statistics are cached (default: a temporary folder). Returns a `Visualization`
     (a list for a list of targets) with `.image`, `.alpha`, `.record` and `.save(prefix)`.
     """
-    from vitalstudy.data.classes import imagenet_classes
+    from vitalstudy.data.classes import classes_for
     from vitalstudy.fv.generate import batches, generate_batch, target_fingerprints
     from vitalstudy.fv.maco import spectrum_path
     from vitalstudy.fv.registry import get_method
@@ -107,11 +107,12 @@ def visualize(model, target, method: str = "vital", references=None, steps: int 
 
     info = get_method(method)  # an unknown method: the registry's error, naming the known ones
     single = not isinstance(target, (list, tuple))
-    ids = [imagenet_classes().wnid(t) if isinstance(t, int) else str(t) for t in ([target] if single else target)]
-    targets = [parse_target(t, concepts) for t in ids]
     device = resolve_device(device)
     config = method_settings(method, settings, steps)
     spec, module = _spec_and_model(model, name, declaration, weights, device)
+    classes = classes_for(spec)
+    ids = [classes.id(t) if isinstance(t, int) else str(t) for t in ([target] if single else target)]
+    targets = [parse_target(t, concepts, classes=classes) for t in ids]
     with ExitStack() as stack:
         work = Path(work_dir) if work_dir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vitalstudy-")))
         if info.asset == "maco_spectrum":

@@ -169,6 +169,7 @@ def _rerun_index(name, record, tmp, root, config) -> list[Finding]:
 
 
 def _rerun_references(name, record, tmp, root, config) -> list[Finding]:
+    from vitalstudy.data.classes import classes_for
     from vitalstudy.layout import RunLayout
     from vitalstudy.references.targets import parse_target
 
@@ -177,7 +178,7 @@ def _rerun_references(name, record, tmp, root, config) -> list[Finding]:
     index = next(p for p in inputs if p.endswith("00_index/images.csv"))
     scores = [p for p in inputs if p.endswith(".npz")]
     stage = {"seed": record["seed"], "device": "cpu", "references": params["references"], "models": config["models"]}
-    target = parse_target(params["target"], config["targets"].get("concepts"))
+    target = parse_target(params["target"], config["targets"].get("concepts"), classes=classes_for(params["model"]))
     layer_scores = [f"{target.layer}={scores[0]}"] if scores else []
     failed = _run_cli(["references", "select", "--stage-config", json.dumps(stage), "--index", index,
                        "--model", params["model"], "--targets", params["target"], "--patch-scores", *layer_scores,

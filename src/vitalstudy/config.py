@@ -67,7 +67,8 @@ def _describe(error) -> str:
     if error.validator == "required":
         return f"{_key(error.absolute_path)}: {error.message}"
     if error.validator == "oneOf":
-        return f"{_key(error.absolute_path)}: {error.instance!r} is neither 'all' nor a list of WordNet ids like 'n07920052'"
+        return (f"{_key(error.absolute_path)}: {error.instance!r} is neither 'all' nor a list of class ids "
+                f"(WordNet ids like 'n07920052', or the ids of a model's labels file)")
     return f"{_key(error.absolute_path)}: {error.message}"
 
 
@@ -118,7 +119,6 @@ def section_defaults(section: str, values: dict | None = None) -> dict:
 
 
 def _check_semantics(config: dict, check_paths: bool) -> None:
-    from vitalstudy.data.classes import imagenet_classes
     from vitalstudy.fv.registry import METHODS
     from vitalstudy.models.registry import get_spec
 
@@ -141,15 +141,7 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
         if check_paths and images["source"] == "imagenet" and not (root / "train").is_dir():
             raise ConfigError(f"images.path: {images['path']} has no train/ folder (expected train/<wnid>/*)")
 
-    classes = imagenet_classes()
-    wanted = config["targets"].get("classes", [])
-    if wanted != "all":
-        for i, wnid in enumerate(wanted):
-            if wnid not in classes:
-                raise ConfigError(f"targets.classes[{i}]: {wnid!r} is not an ImageNet-1k WordNet id")
-    for i, wnid in enumerate(config["targets"].get("circuits", [])):
-        if wnid not in classes:
-            raise ConfigError(f"targets.circuits[{i}]: {wnid!r} is not an ImageNet-1k WordNet id")
+    _check_class_targets(config, check_paths)
     for i, concept in enumerate(config["targets"].get("concepts", [])):
         concept["direction"] = expand_env(concept["direction"], f"targets.concepts[{i}].direction")
         if check_paths and not Path(concept["direction"]).is_file():
@@ -167,6 +159,33 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
         if name in models["targets"]:
             for layer in weights:
                 _check_layer(f"generate.vital.layer_weights.{name}", name, layer)
+
+
+def _check_class_targets(config: dict, check_paths: bool) -> None:
+    """Every class id a target names is a class of every target model it is made for (ImageNet-1k,
+    or the model's labels file): a one-line error naming the key, the model and the nearest ids."""
+    from vitalstudy.data.classes import classes_for
+    from vitalstudy.models.registry import get_spec
+    from vitalstudy.references.targets import parse_target
+
+    targets = config["targets"]
+    for model in config["models"]["targets"]:
+        labels = get_spec(model).classes
+        if labels and not check_paths and not Path(labels).is_file():
+            continue  # a dry run without the data
+        classes = classes_for(model)
+        wanted = targets.get("classes", [])
+        for key, ids in (("targets.classes", [] if wanted == "all" else wanted),
+                         ("targets.circuits", targets.get("circuits", []))):
+            for i, class_id in enumerate(ids):
+                if class_id not in classes:
+                    raise classes.unknown(f"{key}[{i}]", class_id, model)
+        for i, entry in enumerate(targets.get("accentuations", [])):
+            if entry.get("model") in (None, model):
+                try:
+                    parse_target(str(entry["target"]), targets.get("concepts"), classes=classes)
+                except ConfigError as exc:
+                    raise ConfigError(f"targets.accentuations[{i}].target: {exc} ({model})") from None
 
 
 def _models_used(config: dict) -> list[tuple[str, str]]:
@@ -210,6 +229,7 @@ def resolve_model_declarations(models: dict, check_paths: bool = True) -> dict:
     """Complete every declaration of a `models` section in place (schema defaults, inferred
     layers, checked names) and register them for this process; returns the section."""
     from vitalstudy.models.registry import is_weights_file, register_declared
+    from vitalstudy.provenance import asset_digest
 
     declared = models.setdefault("declare", {})
     for name, decl in declared.items():
@@ -221,13 +241,19 @@ def resolve_model_declarations(models: dict, check_paths: bool = True) -> dict:
             decl["weights"] = expand_env(decl["weights"], f"models.declare.{name}.weights")
             if check_paths and not Path(decl["weights"]).is_file():
                 raise ConfigError(f"models.declare.{name}.weights: weight file {decl['weights']} does not exist")
-        declared[name] = copy.deepcopy(_resolved(name, json.dumps(decl, sort_keys=True)))
+        if decl.get("classes"):
+            decl["classes"] = expand_env(decl["classes"], f"models.declare.{name}.classes")
+            if check_paths and not Path(decl["classes"]).is_file():
+                raise ConfigError(f"models.declare.{name}.classes: labels file {decl['classes']} does not exist")
+        labels = decl.get("classes")
+        digest = asset_digest(labels) if labels and Path(labels).is_file() else None  # an edited file: checked again
+        declared[name] = copy.deepcopy(_resolved(name, json.dumps(decl, sort_keys=True), digest))
     register_declared(models)
     return models
 
 
 @lru_cache(maxsize=None)
-def _resolved(name: str, decl_json: str) -> dict:
+def _resolved(name: str, decl_json: str, _labels_sha256: str | None = None) -> dict:
     """A declaration resolved once per process (Snakemake validates the config more than once).
     Cached: callers get a copy."""
     from vitalstudy.models.declarations import resolve_declaration

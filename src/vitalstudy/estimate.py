@@ -157,7 +157,7 @@ def generation_work(config: dict) -> list[Work]:
     gen = config["generate"]
     work = []
     for model in config["models"]["targets"]:
-        keys = planned_images(gen, get_spec(model), class_targets(config), neuron_targets(config, model))
+        keys = planned_images(gen, get_spec(model), class_targets(config, model), neuron_targets(config, model))
         for method in gen["methods"]:
             count = sum(1 for k in keys if k.method == method)
             if not count:

@@ -103,13 +103,13 @@ def check_images(config: dict) -> list[Missing]:
     root = Path(images["path"])
     users = "index, references, MACO spectrum, metrics"
     if not root.is_dir():
-        how = ("an ImageNet root with train/<wnid>/* and val/<wnid>/*: set images.path or VITALSTUDY_IMAGES"
-               if source == "imagenet" else "a folder of <wnid>_*.JPEG files: set images.path or VITALSTUDY_IMAGES")
+        how = ("an ImageNet root with train/<class id>/* and val/<class id>/*: set images.path or VITALSTUDY_IMAGES"
+               if source == "imagenet" else "a folder of <class id>_*.JPEG files: set images.path or VITALSTUDY_IMAGES")
         return [Missing(f"image source ({source})", str(root), how, users)]
     if source != "imagenet":
         return []
     missing = []
-    wnids = class_targets(config)
+    wnids = list(dict.fromkeys(c for model in config["models"]["targets"] for c in class_targets(config, model)))
     for split, stage in (("train", "references"), ("val", "metrics")):
         absent = [w for w in wnids if not (root / split / w).is_dir()]
         if absent:

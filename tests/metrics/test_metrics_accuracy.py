@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.metrics import accuracy
 from vitalstudy.metrics.stats import bootstrap_ci
 
@@ -52,7 +53,7 @@ def test_predictions_table_reports_top2_softmax():
     logits[0, 967], logits[0, 1] = 5.0, 4.0  # 967 = espresso
     logits[1, 3] = 9.0
     table = accuracy.predictions_table("j", ["vital", "maco"], ["n07920052", "n07920052"], [0, 0], logits,
-                                       np.array([967, 967]))
+                                       np.array([967, 967]), imagenet_classes())
     assert list(table["correct"]) == [True, False]
     assert table["top1_label"][0] == "espresso"
     assert table["top1_prob"][0] > table["top2_prob"][0] and table["top2_index"][0] == 1

@@ -8,7 +8,7 @@ rule index_images:
         skipped=PATHS.index.skipped,
         provenance=PATHS.index.provenance,
     params:
-        images=PLAN.stage_section("images"),
+        images=PLAN.index_images(),
         seed=config["seed"],
     resources:
         **PLAN.cpu_resources,

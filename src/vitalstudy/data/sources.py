@@ -2,7 +2,8 @@
 
 Three sources: `bundled` (real photos that installed packages ship, mapped to ImageNet classes in
 bundled.yaml), `folder` (flat `<wnid>_*.JPEG` files, like the 1000-image ImageNet sample) and
-`imagenet` (`train/<wnid>/*`, `val/<wnid>/*`). The index assigns every image to the reference pool
+`imagenet` (`train/<wnid>/*`, `val/<wnid>/*`). The class ids are ImageNet-1k's WordNet ids and the
+ids of the run's labels files (`images.labels_files`, models whose outputs are other classes). The index assigns every image to the reference pool
 or the metric pool, so that images used as references are never the ones metrics are computed on
 (impossible when a class has one image: it is then marked `both` and the reference JSON says so).
 """
@@ -21,7 +22,7 @@ import pandas as pd
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from vitalstudy.data.classes import imagenet_classes
+from vitalstudy.data.classes import ClassList, imagenet_classes, read_labels_file
 from vitalstudy.errors import ConfigError, VitalStudyError
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
@@ -71,22 +72,27 @@ def _bundled_images() -> list[SourceImage]:
     return images
 
 
-def _folder_images(root: Path) -> list[SourceImage]:
-    classes = imagenet_classes()
+def _class_of_file(name: str, known) -> str | None:
+    """The class id a file `<id>_*.jpg` (or `<id>.jpg`) names: the longest known id the name starts
+    with, followed by '_' or '.' (ids of a labels file may themselves hold '_' and '.')."""
+    cuts = [i for i, ch in enumerate(name) if ch in "_."]
+    return next((name[:i] for i in reversed(cuts) if name[:i] in known), None)
+
+
+def _folder_images(root: Path, known) -> list[SourceImage]:
     images = []
     for path in sorted(root.iterdir()):
         if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             continue
-        wnid = path.name.split("_", 1)[0].split(".", 1)[0]
-        if wnid in classes:
-            images.append(SourceImage(path.stem, str(path.resolve()), wnid, "folder", "none"))
+        class_id = _class_of_file(path.name, known)
+        if class_id is not None:
+            images.append(SourceImage(path.stem, str(path.resolve()), class_id, "folder", "none"))
     if not images:
-        raise ConfigError(f"images.path: {root} holds no images named <wnid>_*.JPEG")
+        raise ConfigError(f"images.path: {root} holds no images named <class id>_*.JPEG")
     return images
 
 
-def _imagenet_images(root: Path) -> list[SourceImage]:
-    classes = imagenet_classes()
+def _imagenet_images(root: Path, classes) -> list[SourceImage]:
     images = []
     for split in ("train", "val"):
         split_dir = root / split
@@ -102,13 +108,19 @@ def _imagenet_images(root: Path) -> list[SourceImage]:
     return images
 
 
-def list_images(source: str, path: str | None) -> list[SourceImage]:
+def run_classes(images_config: dict) -> list[ClassList]:
+    """The class lists whose ids name image classes: ImageNet-1k, then each labels file's."""
+    return [imagenet_classes(), *(read_labels_file(p) for p in images_config.get("labels_files") or {})]
+
+
+def list_images(source: str, path: str | None, classes: list[ClassList] | None = None) -> list[SourceImage]:
     if source == "bundled":
         return _bundled_images()
     root = Path(path or "")
     if not root.is_dir():
         raise ConfigError(f"images.path: directory {root} does not exist")
-    return _folder_images(root) if source == "folder" else _imagenet_images(root)
+    known = {c for listed in classes or [imagenet_classes()] for c in listed.ids}
+    return _folder_images(root, known) if source == "folder" else _imagenet_images(root, known)
 
 
 def _assign_pools(frame: pd.DataFrame, metric_fraction: float, seed: int) -> pd.Series:
@@ -128,9 +140,11 @@ def _assign_pools(frame: pd.DataFrame, metric_fraction: float, seed: int) -> pd.
 
 
 def build_index(images_config: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The run's image index and the list of skipped files (`path`, `reason`)."""
-    classes = imagenet_classes()
-    images = list_images(images_config["source"], images_config.get("path"))
+    """The run's image index and the list of skipped files (`path`, `reason`). `class_index`: the
+    id's index in the first class list holding it (ImageNet-1k's, else its labels file's); stages
+    take a model's output index from that model's own class list."""
+    lists = run_classes(images_config)
+    images = list_images(images_config["source"], images_config.get("path"), lists)
     skipped = []
     if images_config.get("verify", True):
         kept = []
@@ -143,7 +157,7 @@ def build_index(images_config: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFr
                 skipped.append({"path": image.path, "reason": f"unreadable image ({type(exc).__name__}: {exc})"})
         images = kept
     frame = pd.DataFrame([asdict(i) for i in images], columns=["image_id", "path", "wnid", "source", "split"])
-    frame["class_index"] = [classes.index(w) for w in frame["wnid"]]
+    frame["class_index"] = [next(c.index(w) for c in lists if w in c) for w in frame["wnid"]]
     frame["pool"] = _assign_pools(frame, images_config.get("metric_fraction", 0.2), seed)
     return frame[INDEX_COLUMNS], pd.DataFrame(skipped, columns=["path", "reason"])
 

@@ -15,6 +15,7 @@ from vitalstudy.figures.methods import method_name
 from vitalstudy.figures.style import placeholder
 from vitalstudy.io import read_json
 from vitalstudy.metrics.images import FVKey
+from vitalstudy.data.classes import classes_for
 from vitalstudy.references.targets import parse_target
 
 CELL = 1.6  # inches per image
@@ -24,9 +25,9 @@ def fv_path(fv_root: str | os.PathLike, model: str, method: str, target: str, se
     return FVKey(method, target, seed).png(fv_root, model)
 
 
-def target_title(target: str) -> str:
-    parsed = parse_target(target)
-    return parsed.as_dict()["label"] if parsed.kind == "class" else target
+def target_title(target: str, model: str) -> str:
+    parsed = parse_target(target, classes=classes_for(model))
+    return parsed.label if parsed.kind == "class" else target
 
 
 def _show(ax, path: Path) -> None:
@@ -50,7 +51,7 @@ def plot_grid(fv_root, model: str, methods: list[str], targets: list[str], seed:
             ax = axes[r, c]
             _show(ax, fv_path(fv_root, model, method, target, seed))
             if r == 0:
-                ax.set_title(target_title(target), fontsize=8)
+                ax.set_title(target_title(target, model), fontsize=8)
             if c == 0:
                 ax.set_ylabel(method_name(method), fontsize=9)
     fig.suptitle(f"{model}, seed {seed}", fontsize=10)

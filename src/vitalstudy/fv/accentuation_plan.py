@@ -7,6 +7,7 @@ import json
 
 from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.settings import job_settings
+from vitalstudy.data.classes import classes_for
 from vitalstudy.references.targets import accentuation_targets, parse_target
 
 
@@ -36,15 +37,14 @@ def reference_inputs(run: str, config: dict, model: str, method: str) -> list[st
     if not get_method(method).reads_references:
         return []
     entries = config["targets"].get("accentuations", [])
-    bases = dict.fromkeys(parse_target(t, accentuations=entries).reference_id
-                          for t in accentuation_targets(config, model))
-    return [f"{run}/01_references/{model}/{b}.json" for b in bases]
+    return [f"{run}/01_references/{model}/{b}.json" for b in reference_targets(config, model)]
 
 
 def reference_targets(config: dict, model: str) -> list[str]:
     """The classes and neurons whose references accentuations need (the references stage adds them)."""
     entries = config["targets"].get("accentuations", [])
-    return list(dict.fromkeys(parse_target(t, accentuations=entries).reference_id
+    classes = classes_for(model)
+    return list(dict.fromkeys(parse_target(t, accentuations=entries, classes=classes).reference_id
                               for t in accentuation_targets(config, model)))
 
 

@@ -195,15 +195,15 @@ def bench_method(method_name: str, spec: ModelSpec, model, config: dict, device:
 def measure_method(method_name: str, spec: ModelSpec, model, config: dict, device: torch.device, steps: int,
                    candidates: tuple[int, ...] | None = None, mixed_precision: bool = False, log=print) -> list[dict]:
     """`vitalstudy bench`'s timing of one method (stand-in inputs, class targets)."""
-    from vitalstudy.data.classes import imagenet_classes
+    from vitalstudy.data.classes import classes_for
     from vitalstudy.references.targets import parse_target
 
     with tempfile.TemporaryDirectory(prefix="vitalstudy-bench-") as work:
         method = bench_method(method_name, spec, model, config, device, Path(work))
-        wnids = imagenet_classes().wnids
+        classes = classes_for(spec)
 
-        def make_plan(n: int) -> Plan:
-            targets = [parse_target(wnids[i]) for i in range(n)]
+        def make_plan(n: int) -> Plan:  # a model with fewer classes than n: its classes again
+            targets = [parse_target(classes.id(i % len(classes)), classes=classes) for i in range(n)]
             return method.plan(targets, {t.id: [] for t in targets})
         return measure(make_plan, getattr(method, "images_per_target", 1), spec.normalize, device, steps, candidates,
                        mixed_precision, log, f"{spec.name} {method_name}")

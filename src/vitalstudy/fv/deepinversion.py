@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.pixels import NormalisedPixels
 from vitalstudy.fv.plan import Plan, loop_settings
@@ -122,9 +121,8 @@ class DeepInversionMethod:
         per_target = self.images_per_target
         # The priors belong to the batch loss (NVlabs), not to the loop's per-image priors.
         settings = loop_settings(cfg, schedule="cosine", tv_weight=0.0, l2_weight=0.0)
-        classes = imagenet_classes()
         objective = DeepInversionObjective(
-            self.model, [classes.index(t.wnid) for t in targets], per_target, float(cfg.get("r_feature", 0.01)),
+            self.model, [t.class_index for t in targets], per_target, float(cfg.get("r_feature", 0.01)),
             float(cfg.get("first_bn_multiplier", 10)), float(cfg.get("tv_weight", 1e-4)),
             float(cfg.get("l2_weight", 1e-5)), float(cfg.get("main_loss_multiplier", 1.0)))
         jitter, flip = int(cfg.get("jitter", 30)), bool(cfg.get("flip", True))

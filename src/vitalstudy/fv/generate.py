@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vitalstudy.data.classes import classes_for
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.bench import measure, run_batch_size
 from vitalstudy.fv.loop import Checkpointer, optimise
@@ -103,7 +104,7 @@ def run_job(run_dir: str | Path, model_name: str, method_name: str, target_ids: 
     if model is None:
         model = load_model(model_name, weights=weights, device=device)
     method = info.method_class()(method_name, spec, model, method_config, run_dir, device)
-    targets = [parse_target(t, concepts, accentuations) for t in target_ids]
+    targets = [parse_target(t, concepts, accentuations, classes_for(spec)) for t in target_ids]
     references = {t.id: _references(run_dir, model_name, t) if info.reads_references else []
                   for t in targets}
     asset_files = list(getattr(method, "assets", list)())  # e.g. MACO's spectrum

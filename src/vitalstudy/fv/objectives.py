@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import torch
 
-from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.models.features import capture_pre_activation, channel_means
 from vitalstudy.references.targets import Target
@@ -25,8 +24,7 @@ class ActivationObjective:
         if len(kinds) != 1 or len(layers) > 1:
             raise ValueError("an activation batch holds class targets only, or channels of one layer")
         self.layer = layers.pop() if layers else None
-        classes = imagenet_classes()
-        self.index = torch.tensor([classes.index(t.wnid) if t.kind == "class" else t.channel for t in targets])
+        self.index = torch.tensor([t.class_index if t.kind == "class" else t.channel for t in targets])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(x.shape[0], device=x.device)

@@ -106,10 +106,10 @@ def channel_importance(peaks: torch.Tensor, normalised: str = "per_reference") -
     return minmax(peaks.mean(dim=0), dim=0)
 
 
-def _start_for(targets: list[Target], spec: ModelSpec, classes_index) -> Start:
+def _start_for(targets: list[Target]) -> Start:
     kinds, layers = {t.kind for t in targets}, {t.layer for t in targets}
     if kinds == {"class"}:
-        return Start("class", indices=tuple(classes_index(t.wnid) for t in targets))
+        return Start("class", indices=tuple(t.class_index for t in targets))
     if len(kinds) != 1 or len(layers) != 1:
         raise VitalStudyError("a VITAL batch holds class targets only, or channels (or concepts) of one layer")
     if kinds == {"concept"}:  # App. B.3: relevance starts from the direction
@@ -167,8 +167,6 @@ class VitalMethod:
 
     def reference_statistics(self, target: Target, references: list[dict]) -> dict:
         """Prototypes (and channel importance) of one target, from the disk cache when present."""
-        from vitalstudy.data.classes import imagenet_classes
-
         layers = self.layers(target)
         key = json.dumps({"refs": [[r["sha256"], r["view"]] for r in references], "layers": [l.name for l in layers],
                           "attribution": self.attribution, "model": self.spec.name, "target": target.as_dict(),
@@ -184,7 +182,7 @@ class VitalMethod:
             chunk = chunk.to(self.device)
             weights = None
             if self.relevance is not None:
-                start = _start_for([target] * len(chunk), self.spec, imagenet_classes().index)
+                start = _start_for([target] * len(chunk))
                 raw = self.relevance(chunk, names, start)
                 for n, r in raw.items():
                     importance[n].append(relevance_peaks(r).cpu())
@@ -210,8 +208,6 @@ class VitalMethod:
         return stats
 
     def plan(self, targets: list[Target], references: dict[str, list[dict]]) -> Plan:
-        from vitalstudy.data.classes import imagenet_classes
-
         layers = self.layers(targets[0])
         stats = [self.reference_statistics(t, references[t.id]) for t in targets]
         prototypes = {l.name: torch.stack([s["prototypes"][l.name] for s in stats]).to(self.device) for l in layers}
@@ -219,7 +215,7 @@ class VitalMethod:
         start = None
         if self.relevance is not None:
             importance = {l.name: torch.stack([s["importance"][l.name] for s in stats]).to(self.device) for l in layers}
-            start = _start_for(targets, self.spec, imagenet_classes().index)
+            start = _start_for(targets)
         objective = VitalObjective(self.model, layers, prototypes, self.relevance, start, importance, self.importance_on)
         aux = self.aux_weight(targets[0])
         cfg = self.config

@@ -21,7 +21,6 @@ import torch
 from PIL import Image
 from scipy.stats import spearmanr
 
-from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.fv.accentuation import load_seeds, seed_paths
 from vitalstudy.fv.generate import output_paths
 from vitalstudy.fv.vital import reference_batch
@@ -42,7 +41,7 @@ def target_values(model, spec, target: Target, x01: torch.Tensor) -> torch.Tenso
     x = spec.normalize(x01)
     with torch.no_grad():
         if target.kind == "class":
-            return model(x)[:, imagenet_classes().index(target.wnid)]
+            return model(x)[:, target.class_index]
         with capture_pre_activation(model, target.layer) as pre:
             model(x)
         return channel_means(pre[target.layer])[:, target.channel]
@@ -116,7 +115,7 @@ def draw_accentuations(run_dir, model_name: str, spec, methods: list[str], targe
     for r, target in enumerate(targets):
         seed01 = load_seeds(spec, seed_paths(run_dir, [target]))[0]
         axes[r, 0].imshow(seed01.permute(1, 2, 0).numpy())
-        label = imagenet_classes().name(target.wnid) if target.kind == "class" else target.base_id
+        label = target.label if target.kind == "class" else target.base_id
         axes[r, 0].set_ylabel(f"{label}", fontsize=8)
         if r == 0:
             axes[r, 0].set_title("seed", fontsize=9)

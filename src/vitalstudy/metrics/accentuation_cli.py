@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vitalstudy.data.classes import classes_for
     from vitalstudy.metrics.accentuation import accentuation_rows, draw_accentuations, references_of
     from vitalstudy.metrics.longformat import write_rows
     from vitalstudy.models import get_spec, load_model
@@ -29,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = json.loads(args.stage_config)
     entries = cfg.get("accentuations", [])
     ids = accentuation_targets({"targets": {"accentuations": entries}}, args.model)
-    targets = [parse_target(i, accentuations=entries) for i in ids]
     spec = get_spec(args.model)
+    targets = [parse_target(i, accentuations=entries, classes=classes_for(spec)) for i in ids]
     model = load_model(args.model, weights=cfg.get("models", {}).get("weights", {}).get(args.model))
     prov = Provenance("accentuation-metrics", {"model": args.model, "methods": args.methods, "seeds": args.seeds,
                                                "accentuations": entries}, seed=cfg.get("seed"))

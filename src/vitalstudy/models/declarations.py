@@ -244,6 +244,25 @@ def _preprocessing_values(name: str, preprocessing) -> tuple[list, list]:
     return list(preprocessing["mean"]), list(preprocessing["std"])
 
 
+def _check_class_count(name: str, labels: str | None, output: torch.Tensor) -> None:
+    """The class list names every output: ImageNet-1k's 1000, or one line of the labels file each."""
+    from pathlib import Path
+
+    from vitalstudy.data.classes import IMAGENET, imagenet_classes, read_labels_file
+
+    if labels and not Path(labels).is_file():
+        return  # a dry run without the data: the job that reads it says so
+    try:
+        classes = read_labels_file(labels) if labels else imagenet_classes()
+    except ConfigError as exc:
+        raise ConfigError(f"models.declare.{name}.classes: {exc}") from None
+    outputs = output.shape[-1] if output.dim() == 2 else None
+    if outputs is not None and outputs != len(classes):
+        where = f"{labels} has {len(classes)} classes" if labels else f"without it the classes are {IMAGENET}'s 1000"
+        raise ConfigError(f"models.declare.{name}.classes: {name} has {outputs} outputs but {where}"
+                          + ("" if labels else "; give a labels file with one line per output"))
+
+
 def resolve_declaration(name: str, decl: dict, model: nn.Module | None = None) -> dict:
     """The complete declaration: every null key inferred, every layer name checked against the
     architecture's real module names (a wrong one is a one-line ConfigError naming the key and the
@@ -280,6 +299,7 @@ def resolve_declaration(name: str, decl: dict, model: nn.Module | None = None) -
         decl["neuron_layers"] = {n: (FIRST_NEURON_LAYER_WEIGHT if i == 0 else 1.0) for i, n in enumerate(below)}
     if decl.get("classifier") is None:
         decl["classifier"] = _infer_classifier(name, model, layers, output)
+    _check_class_count(name, decl.get("classes"), output)
     decl.setdefault("class_aux_weight", 0.0)
     if decl.get("has_batchnorm") is None:
         decl["has_batchnorm"] = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())

@@ -57,6 +57,7 @@ class ModelSpec:
     factory: str = field(default="", repr=False)  # import source: 'package.module:factory'
     kwargs: str = field(default="{}", repr=False)  # builder keyword arguments, as JSON (hashable)
     weights: str | None = field(default=None, repr=False)  # local file, or a torchvision weights member
+    classes: str | None = field(default=None, repr=False)  # labels file of the outputs; None = ImageNet-1k
 
     @property
     def class_layer_names(self) -> list[str]:
@@ -107,7 +108,7 @@ def spec_from_declaration(name: str, decl: dict) -> ModelSpec:
     return ModelSpec(
         name=name, family=decl["source"], variant=decl.get("architecture") or name,
         factory=decl.get("factory") or "", kwargs=json.dumps(decl.get("kwargs") or {}, sort_keys=True),
-        weights=decl.get("weights"),
+        weights=decl.get("weights"), classes=decl.get("classes"),
         input_size=int(decl["input_size"]), resize_size=int(decl["resize_size"]),
         mean=tuple(float(v) for v in decl["preprocessing"]["mean"]),
         std=tuple(float(v) for v in decl["preprocessing"]["std"]),

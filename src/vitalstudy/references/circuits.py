@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from vitalstudy.data.classes import imagenet_classes
+from vitalstudy.data.classes import classes_for
 from vitalstudy.fv.relevance import RelevanceMaps, Start
 from vitalstudy.fv.sortmatch import as_channels_by_positions
 from vitalstudy.fv.vital import reference_batch
@@ -17,14 +17,15 @@ from vitalstudy.references.targets import neuron_id
 def top_channels(spec: ModelSpec, model, wnid: str, references: list[dict], count: int,
                  device: torch.device) -> dict:
     relevance = RelevanceMaps(spec, model, "lrp")
-    index = imagenet_classes().index(wnid)
+    classes = classes_for(spec)
+    index = classes.index(wnid)
     per_channel = []
     for chunk in reference_batch(spec, references).split(16):
         maps = relevance(chunk.to(device), [spec.neuron_layer], Start("class", indices=(index,) * len(chunk)))
         per_channel.append(as_channels_by_positions(maps[spec.neuron_layer]).sum(-1).cpu())
     mean = torch.cat(per_channel).mean(0)
     values, channels = mean.topk(count)
-    return {"class": {"wnid": wnid, "label": imagenet_classes().name(wnid)}, "model": spec.name,
+    return {"class": {"wnid": wnid, "label": classes.name(wnid)}, "model": spec.name,
             "layer": spec.neuron_layer, "references": [r["image_id"] for r in references],
             "how": "top channels of the last hidden layer by LRP relevance (class logit start), "
                    "mean over the class's reference images",

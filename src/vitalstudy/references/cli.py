@@ -107,12 +107,13 @@ class _Batch:
 def _select_target(batch: _Batch, target_id: str, paths) -> dict[str, str]:
     """One target's references: JSON, montage and provenance where the run layout puts them.
     Returns the outputs with their sha256."""
+    from vitalstudy.data.classes import classes_for
     from vitalstudy.references.montage import montage
     from vitalstudy.references.select import select_class_references, select_neuron_references
     from vitalstudy.references.targets import parse_target
 
     args, cfg, index = batch.args, batch.cfg, batch.index
-    target = parse_target(target_id, cfg.get("concepts"))
+    target = parse_target(target_id, cfg.get("concepts"), classes=classes_for(args.model))
     refs_cfg = cfg["references"]
     prov = Provenance("references", {"model": args.model, "target": target_id, "references": refs_cfg},
                       seed=cfg["seed"])

@@ -1,4 +1,5 @@
-"""Target ids (docs/contracts.md): a WordNet id for a class neuron, `<layer>_c<channel>` for an
+"""Target ids (docs/contracts.md): a class id of the model's class list (a WordNet id for
+ImageNet-1k, an id of its labels file otherwise) for a class neuron, `<layer>_c<channel>` for an
 inner neuron, `concept-<name>` for a concept direction defined under `targets.concepts`,
 `accent-<image>-<target>` for a feature accentuation of a class or inner neuron seeded with an image
 (`targets.accentuations`). One parser so that every stage reads them the same way."""
@@ -8,10 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from vitalstudy.data.classes import imagenet_classes
+from vitalstudy.data.classes import NEURON_ID, ClassList, classes_for, imagenet_classes
 from vitalstudy.errors import ConfigError
-
-_NEURON = re.compile(r"^(?P<layer>.+)_c(?P<channel>[0-9]+)$")
 
 
 CONCEPT_PREFIX = "concept-"
@@ -22,7 +21,9 @@ ACCENT_PREFIX = "accent-"
 class Target:
     kind: str  # "class" | "neuron" | "concept"
     id: str
-    wnid: str | None = None
+    wnid: str | None = None  # class: its id in the model's class list (a WordNet id for ImageNet-1k)
+    class_index: int | None = None  # class: the model output it names
+    label: str | None = None  # class: its readable name
     layer: str | None = None
     channel: int | None = None
     direction_file: str | None = None  # concept: a .npy vector with one value per channel of `layer`
@@ -42,9 +43,8 @@ class Target:
         if self.base_id:
             return {**self.base().as_dict(), "id": self.id, "accentuates": self.base_id, "seed_image": self.seed_image}
         if self.kind == "class":
-            classes = imagenet_classes()
-            return {"kind": "class", "id": self.id, "wnid": self.wnid,
-                    "class_index": classes.index(self.wnid), "label": classes.name(self.wnid)}
+            return {"kind": "class", "id": self.id, "wnid": self.wnid, "class_index": self.class_index,
+                    "label": self.label}
         if self.kind == "concept":
             from vitalstudy.io import sha256_file
 
@@ -65,30 +65,34 @@ class Target:
 
 
 def parse_target(target_id: str, concepts: list[dict] | None = None,
-                 accentuations: list[dict] | None = None) -> Target:
+                 accentuations: list[dict] | None = None, classes: ClassList | None = None) -> Target:
     """`concepts` and `accentuations` are the config's `targets.concepts` and
-    `targets.accentuations`, needed only for those ids."""
+    `targets.accentuations`, needed only for those ids; `classes` the model's class list
+    (`classes_for(spec)`; default ImageNet-1k). A labels file's ids never look like the other kinds."""
+    classes = classes if classes is not None else imagenet_classes()
     if target_id.startswith(ACCENT_PREFIX):
         spec = next((a for a in accentuations or [] if accentuation_id(a) == target_id), None)
         if spec is None:
             raise ConfigError(f"target {target_id!r}: no such entry under targets.accentuations")
-        base = parse_target(str(spec["target"]), concepts)
+        base = parse_target(str(spec["target"]), concepts, classes=classes)
         if base.kind not in ("class", "neuron"):
             raise ConfigError(f"targets.accentuations: {target_id!r} accentuates {base.id!r}; only classes and "
                               f"inner neurons ('<layer>_c<channel>') can be accentuated")
         return replace(base, id=target_id, seed_image=str(spec["image"]), base_id=base.id)
-    if target_id in imagenet_classes():
-        return Target("class", target_id, wnid=target_id)
+    if target_id in classes:
+        return Target("class", target_id, wnid=target_id, class_index=classes.index(target_id),
+                      label=classes.name(target_id))
     if target_id.startswith(CONCEPT_PREFIX):
         name = target_id[len(CONCEPT_PREFIX):]
         spec = next((c for c in concepts or [] if c["name"] == name), None)
         if spec is None:
             raise ConfigError(f"target {target_id!r}: no concept {name!r} under targets.concepts")
         return Target("concept", target_id, layer=spec["layer"], direction_file=spec["direction"])
-    match = _NEURON.match(target_id)
+    match = NEURON_ID.match(target_id)
     if match:
         return Target("neuron", target_id, layer=match["layer"], channel=int(match["channel"]))
-    raise ConfigError(f"target {target_id!r} is neither a WordNet id, '<layer>_c<channel>' nor 'concept-<name>'")
+    raise ConfigError(f"target {target_id!r} is neither {classes.describe()}, '<layer>_c<channel>' nor "
+                      f"'concept-<name>'")
 
 
 def accentuation_id(entry: dict) -> str:
@@ -107,9 +111,12 @@ def neuron_id(layer: str, channel: int) -> str:
     return f"{layer}_c{channel}"
 
 
-def class_targets(config: dict) -> list[str]:
+def class_targets(config: dict, model: str | None = None) -> list[str]:
+    """targets.classes; "all": every class of `model`'s class list (ImageNet-1k's 1000 without one)."""
     wanted = config["targets"].get("classes", [])
-    return list(imagenet_classes().wnids) if wanted == "all" else list(wanted)
+    if wanted != "all":
+        return list(wanted)
+    return list((classes_for(model) if model else imagenet_classes()).ids)
 
 
 def neuron_targets(config: dict, model: str) -> list[str]:

@@ -68,10 +68,11 @@ def judge_stimuli(manifest: dict, answer_key: dict, forms_dir: Path, model_name:
     import torch
     from PIL import Image
 
-    from vitalstudy.data.classes import imagenet_classes
+    from vitalstudy.data.classes import classes_for
     from vitalstudy.models import get_spec, load_model
 
-    spec, model, classes = get_spec(model_name), load_model(model_name, weights=weights), imagenet_classes()
+    spec, model = get_spec(model_name), load_model(model_name, weights=weights)
+    classes = classes_for(spec)  # the judge's outputs: ImageNet-1k, or its labels file
 
     def probabilities(stimuli: list[dict]) -> torch.Tensor:
         """Class probabilities, in batches of 32 images."""
@@ -95,13 +96,13 @@ def judge_stimuli(manifest: dict, answer_key: dict, forms_dir: Path, model_name:
             references = [s for s in question["stimuli"] if s["role"] == "reference"]
             if not references:
                 raise VitalStudyError(f"manifest question {question['question_id']}: target {target!r} is no "
-                                      "ImageNet class and the question has no reference images to compare with")
+                                      f"class of {model_name} and the question has no reference images to compare with")
             key = tuple(s["stimulus_id"] for s in references)  # every method's question shows the same ones
             if key not in reference_means:
                 reference_means[key] = probabilities(references).mean(0)
             p_true = float(torch.minimum(probs, reference_means[key]).sum())
         top = int(probs.argmax())
-        name, alternative = classes.name(top), classes.wordnet_names[top].replace("_", " ")
+        name, alternative = classes.name(top), classes.alternatives[top]
         judgements[sid] = Judgement(p_true, name, (alternative,) if alternative != name else ())
     return judgements
 

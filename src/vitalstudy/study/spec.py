@@ -50,8 +50,11 @@ DEFAULT_DEMOGRAPHICS = [
 
 
 def is_class_target(target_id: str) -> bool:
-    """Class neurons are named by their WordNet id; everything else is an inner unit."""
-    return re.fullmatch(r"n\d{8}", target_id) is not None
+    """Class neurons are named by a class id (a WordNet id, or an id of the model's labels file,
+    which never looks like another kind of target); everything else is an inner unit."""
+    from vitalstudy.data.classes import class_id_problem
+
+    return class_id_problem(target_id) is None
 
 
 class StudySpecError(VitalStudyError):
@@ -178,7 +181,7 @@ def _cross_check(path: Path, spec: StudySpec) -> None:
         if section.scale["min"] >= section.scale["max"]:
             problems.append(f"sections[{i}].scale: min must be below max")
         if section.type == "likert_word" and not all(map(is_class_target, section.targets)):
-            problems.append(f"sections[{i}].targets: likert_word needs class targets (wnids)")
+            problems.append(f"sections[{i}].targets: likert_word needs class targets (class ids, not '<layer>_c<channel>')")
     exclusions = spec.exclusions
     bounds = exclusions.get("completion_seconds")
     if bounds and bounds["min"] >= bounds["max"]:

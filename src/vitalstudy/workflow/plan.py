@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from vitalstudy.data.classes import classes_for
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.settings import job_settings
@@ -169,8 +170,18 @@ class WorkflowPlan:
         """One config section as JSON (a command's option)."""
         return json.dumps(self.config[section], sort_keys=True)
 
+    def index_images(self) -> str:
+        """The `images` section for the index, plus `labels_files` ({file: sha256}) when a model's
+        outputs are not ImageNet-1k's: their ids name image classes too, and a changed file re-indexes."""
+        images = dict(self.config["images"])
+        labels = {get_spec(m).classes: self.config["models"]["assets"].get(m, {}).get(get_spec(m).classes)
+                  for m in self.models if get_spec(m).classes}
+        if labels:
+            images["labels_files"] = labels
+        return json.dumps(images, sort_keys=True)
+
     def targets_by_kind(self, model: str) -> dict[str, list[str]]:
-        return {"class": class_targets(self.config), "neuron": neuron_targets(self.config, model),
+        return {"class": class_targets(self.config, model), "neuron": neuron_targets(self.config, model),
                 "concept": concept_targets(self.config, model)}
 
     def targets_of(self, model: str) -> list[str]:
@@ -233,8 +244,8 @@ class WorkflowPlan:
 
     def _layer_patch_scores(self, wildcards) -> dict[str, str]:
         """Inner-neuron targets (`<layer>_c<channel>`) need their layer's patch scores."""
-        concepts = self.config["targets"]["concepts"]
-        parsed = (parse_target(t, concepts) for t in self.selection_targets(wildcards))
+        concepts, classes = self.config["targets"]["concepts"], classes_for(wildcards.model)
+        parsed = (parse_target(t, concepts, classes=classes) for t in self.selection_targets(wildcards))
         layers = _unique(t.layer for t in parsed if t.kind == "neuron")
         return {layer: str(self.layout.references.patch_scores(wildcards.model, layer)) for layer in layers}
 
@@ -373,7 +384,7 @@ class WorkflowPlan:
         from vitalstudy.metrics.images import planned_images
 
         model = wildcards.model
-        keys = planned_images(self.config["generate"], get_spec(model), class_targets(self.config),
+        keys = planned_images(self.config["generate"], get_spec(model), class_targets(self.config, model),
                               neuron_targets(self.config, model))
         return self.fv_records([(model, k.method, k.target, k.seed) for k in keys], "metrics")
 
@@ -528,7 +539,7 @@ class WorkflowPlan:
                 "responses": str(self.layout.responses.file("{study}", "responses.csv"))}
 
     def grid_targets(self, model: str, kind: str) -> list[str]:
-        return class_targets(self.config) if kind == "classes" else neuron_targets(self.config, model)
+        return class_targets(self.config, model) if kind == "classes" else neuron_targets(self.config, model)
 
     def grid_targets_arg(self, wildcards) -> str:
         return " ".join(self.grid_targets(wildcards.model, wildcards.kind))
