@@ -221,7 +221,8 @@ def test_model_jobs_read_their_own_model_alone(demo):
     own = WorkflowPlan({**demo.config, "models": {**demo.config["models"], "assets": {
         **assets, "efficientnet_lite0": {"/w/l0.pth": "1" * 64}}}}, spec_root=REPO / "study")
     assert own.generation_config(lite0) != demo.generation_config(lite0)
-    assert own.model_stage_config(lite0, "references") != demo.model_stage_config(lite0, "references")
+    assert own.references_config(lite0) != demo.references_config(lite0)
+    assert other.references_config(lite0) == demo.references_config(lite0)
     study = json.loads(demo.study_models(Wildcards(study="demo")))
     assert set(study["assets"]) <= {"efficientnet_lite0", "efficientnet_lite2"} and len(study["assets"]) == 1
 
