@@ -23,8 +23,9 @@ EXPLAINED = {
         "the README's commands work without the venv on PATH), set once in common.smk. As a param of each rule "
         "it would enter every job's parameters, so moving the venv would re-run the whole workflow.",
     "Param run_dir is a prefix of input or output file but hardcoded":
-        "generate's --run-dir is the run folder (results/<run>) the job reads references from and writes FVs "
-        "into, not an output folder of the job: directory() would make Snakemake delete the whole run.",
+        "--run-dir of generate and of references select is the run folder (results/<run>) the job writes its "
+        "per-target files into where the layout puts them (generate also reads references there), not an output "
+        "folder of the job: the declared output is the job record; directory() would make Snakemake delete the run.",
     "Param run is a prefix of input or output file but hardcoded":
         "the forms command reads the whole run folder (FVs, references, index) given as --run; it writes only "
         "the declared files under 04_study/<study>.",

@@ -180,3 +180,16 @@ def test_report_captions_say_when_a_run_simulates_participants(participants):
         text = jinja2.Environment().from_string((report / f"{name}.rst").read_text()).render(snakemake=snakemake)
         html = publish_parts(text, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})["body"]
         assert ("30 simulated participants" in html) == bool(participants), name
+
+
+def test_grid_titles_a_class_by_the_label_its_generation_recorded(tmp_path):
+    """A model with a labels file: the grid's column title is the sidecar's label (the file's display
+    name), without the figures stage knowing the model."""
+    from vitalstudy.figures.grids import target_title
+
+    png = tmp_path / "vital" / "sea_bird" / "seed0.png"
+    _png(png, (0, 0, 0))
+    assert target_title("sea_bird", [png]) == "sea_bird"  # no sidecar: the id
+    png.with_suffix(".json").write_text(json.dumps({"target": {"kind": "class", "id": "sea_bird", "label": "Sea bird"}}))
+    assert target_title("sea_bird", [tmp_path / "absent.png", png]) == "Sea bird"
+    assert target_title("n07920052", [tmp_path / "absent.png"]) == "espresso"

@@ -123,6 +123,23 @@ def test_reference_jobs_batch_each_models_targets(demo):
     assert small.neuron_references(Wildcards(model="efficientnet_lite0")) == [last.record] != [first.record]
 
 
+def test_accentuations_read_the_records_of_their_targets_references(demo):
+    """An accentuated target's class or neuron is selected by a reference job even when it is not
+    itself a target (n01440764 here), and the accentuation jobs depend on that job's record."""
+    config = json.loads(json.dumps(demo.config))
+    config["targets"]["accentuations"] = [{"image": "skimage_chelsea", "target": "n07920052"},
+                                          {"image": "skimage_coffee", "target": "n01440764"}]
+    config["generate"]["methods"] += ["vital_accentuation"]
+    config["references"]["targets_per_job"] = 4
+    plan = WorkflowPlan(config, spec_root=REPO / "study")
+    selected = [t for j in plan.reference_jobs for t in j.targets]
+    assert selected == plan.targets_of("efficientnet_lite0") + ["n01440764"]
+    records = {t: j.record for j in plan.reference_jobs for t in j.targets}
+    wc = Wildcards(model="efficientnet_lite0", method="vital_accentuation")
+    assert plan.accentuation_references(wc) == [records["n07920052"], records["n01440764"]]
+    assert plan.accentuation_metrics_references(wc) == sorted({records["n07920052"], records["n01440764"]})
+
+
 def test_paper_reference_jobs_cover_every_target_once(paper):
     size = paper.config["references"]["targets_per_job"]
     for model in paper.models:
@@ -204,7 +221,8 @@ def test_model_jobs_read_their_own_model_alone(demo):
     own = WorkflowPlan({**demo.config, "models": {**demo.config["models"], "assets": {
         **assets, "efficientnet_lite0": {"/w/l0.pth": "1" * 64}}}}, spec_root=REPO / "study")
     assert own.generation_config(lite0) != demo.generation_config(lite0)
-    assert own.model_stage_config(lite0, "references") != demo.model_stage_config(lite0, "references")
+    assert own.references_config(lite0) != demo.references_config(lite0)
+    assert other.references_config(lite0) == demo.references_config(lite0)
     study = json.loads(demo.study_models(Wildcards(study="demo")))
     assert set(study["assets"]) <= {"efficientnet_lite0", "efficientnet_lite2"} and len(study["assets"]) == 1
 

@@ -25,7 +25,7 @@ rule score_patches:
     output:
         PATHS.references.patch_scores("{model}", "{layer}"),
     params:
-        cfg=PLAN.references_config(),
+        cfg=PLAN.references_config,
     threads: PLAN.model_threads
     resources:
         **PLAN.model_resources,
@@ -48,7 +48,7 @@ rule select_references:
     wildcard_constraints:
         batch=r"\d{3}",
     params:
-        cfg=PLAN.references_config(),
+        cfg=PLAN.references_config,
         run_dir=RUN,
         targets=PLAN.selection_targets_arg,
         patch_scores=PLAN.patch_scores_option,
@@ -70,7 +70,7 @@ checkpoint circuits:
     wildcard_constraints:
         wnid=r"n\d{8}",
     params:
-        cfg=PLAN.references_config(),
+        cfg=PLAN.references_config,
         references=PLAN.circuit_references_file,
     threads: PLAN.model_threads
     resources:

@@ -14,9 +14,8 @@ from PIL import Image
 from vitalstudy.figures.methods import method_name
 from vitalstudy.figures.style import placeholder
 from vitalstudy.io import read_json
+from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.metrics.images import FVKey
-from vitalstudy.data.classes import classes_for
-from vitalstudy.targets import parse_target
 
 CELL = 1.6  # inches per image
 
@@ -25,9 +24,18 @@ def fv_path(fv_root: str | os.PathLike, model: str, method: str, target: str, se
     return FVKey(method, target, seed).png(fv_root, model)
 
 
-def target_title(target: str, model: str) -> str:
-    parsed = parse_target(target, classes=classes_for(model))
-    return parsed.label if parsed.kind == "class" else target
+def target_title(target: str, images: list[Path]) -> str:
+    """A class target's label as generation recorded it in an image's sidecar (the model's class
+    list: ImageNet-1k or its labels file), else ImageNet-1k's name; other targets: their id."""
+    for sidecar in (p.with_suffix(".json") for p in images):
+        try:
+            recorded = read_json(sidecar)["target"]
+            kind, label = recorded.get("kind"), recorded.get("label")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # no sidecar (or not one generation wrote): the next method's
+        return str(label or target) if kind == "class" else target
+    classes = imagenet_classes()
+    return classes.name(target) if target in classes else target
 
 
 def _show(ax, path: Path) -> None:
@@ -51,7 +59,8 @@ def plot_grid(fv_root, model: str, methods: list[str], targets: list[str], seed:
             ax = axes[r, c]
             _show(ax, fv_path(fv_root, model, method, target, seed))
             if r == 0:
-                ax.set_title(target_title(target, model), fontsize=8)
+                ax.set_title(target_title(target, [fv_path(fv_root, model, m, target, seed) for m in methods]),
+                             fontsize=8)
             if c == 0:
                 ax.set_ylabel(method_name(method), fontsize=9)
     fig.suptitle(f"{model}, seed {seed}", fontsize=10)

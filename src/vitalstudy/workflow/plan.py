@@ -162,10 +162,6 @@ class WorkflowPlan:
         return {key: {model: models[key][model]} if model in models.get(key, {}) else {}
                 for key in ("declare", "weights", "assets")}
 
-    def model_stage_config(self, wildcards, *sections) -> str:
-        """`stage_config` of a job that loads the model {model} alone."""
-        return self.stage_config(*sections, models=self.models_of(wildcards.model))
-
     def stage_section(self, section: str) -> str:
         """One config section as JSON (a command's option)."""
         return json.dumps(self.config[section], sort_keys=True)
@@ -215,8 +211,9 @@ class WorkflowPlan:
         selection jobs it changes, never patch scoring, the circuits or the metrics."""
         return {k: v for k, v in self.config["references"].items() if k != "targets_per_job"}
 
-    def references_config(self) -> str:
-        return self.stage_config("models", references=self._reference_settings())
+    def references_config(self, wildcards) -> str:
+        """A stage-1 job's settings: the reference settings and its own model's entries."""
+        return self.stage_config(references=self._reference_settings(), models=self.models_of(wildcards.model))
 
     def reference_records(self, model: str, targets, consumer: str) -> list[str]:
         """The selection job records that write the references of `targets` of `model`; a target no
