@@ -39,3 +39,19 @@ def workflow_workdir(repo: Path, tmp_path: Path) -> Path:
     for item in ("Snakefile", "workflow"):
         (workdir / item).symlink_to(repo / item)
     return workdir
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored():
+    """Per-process state a stage keeps for its own run does not leak from one test into the next:
+    models a test declares (models.declare) and assets read but not yet written into a provenance
+    record (a later test's record would list another test's labels or weight file)."""
+    from vitalstudy import provenance
+    from vitalstudy.models import registry
+
+    saved = dict(registry._DECLARED)
+    provenance._ASSETS.clear()
+    yield
+    registry._DECLARED.clear()
+    registry._DECLARED.update(saved)
+    provenance._ASSETS.clear()
