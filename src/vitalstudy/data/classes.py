@@ -106,7 +106,7 @@ def parse_labels(text: str, origin: str) -> ClassList:
     for number, raw in enumerate(lines, 1):
         line = raw[:-1] if raw.endswith("\r") else raw
 
-        def fail(problem: str):
+        def fail(problem: str, number=number):
             return ConfigError(f"{origin}, line {number}: {problem}")
 
         if line.startswith("#"):

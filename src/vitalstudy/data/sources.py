@@ -3,8 +3,9 @@
 Three sources: `bundled` (real photos that installed packages ship, mapped to ImageNet classes in
 bundled.yaml), `folder` (flat `<wnid>_*.JPEG` files, like the 1000-image ImageNet sample) and
 `imagenet` (`train/<wnid>/*`, `val/<wnid>/*`). The class ids are ImageNet-1k's WordNet ids and the
-ids of the run's labels files (`images.labels_files`, models whose outputs are other classes). The index assigns every image to the reference pool
-or the metric pool, so that images used as references are never the ones metrics are computed on
+ids of the run's labels files (`images.labels_files`, models whose outputs are other classes). The
+index assigns every image to the reference pool or the metric pool, so that images used as
+references are never the ones metrics are computed on
 (impossible when a class has one image: it is then marked `both` and the reference JSON says so).
 """
 

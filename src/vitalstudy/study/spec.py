@@ -7,7 +7,6 @@ stimulus is touched. Defaults are filled in here, once, so the forms builder nev
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
