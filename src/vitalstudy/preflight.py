@@ -154,7 +154,7 @@ def check_clip(config: dict) -> list[Missing]:
     how = ("set metrics.clip.weights to a local open_clip checkpoint, or put the file in the Hugging Face cache "
            "(HF_HOME)")
     where = "the Hugging Face cache and ~/.cache/clip"
-    if clip.get("download", True):
+    if clip["download"]:
         how += "; otherwise open_clip downloads it when the metrics job runs (fails offline)"
     return [Missing(f"CLIP weights {clip['model']}/{clip['pretrained']}", where, how, "metrics (CLIP zero-shot)",
                     fatal=False)]

@@ -186,7 +186,7 @@ def run(config: dict, out_dir: str | Path, log=print) -> dict:
     fv_spec = replace(spec, input_size=size, resize_size=round(size * spec.resize_size / spec.input_size))
     top_units = np.argsort(-original["unit"])[: int(cfg["unit_references"])]
     class_refs = select_class_references(index, cfg["class"], int(cfg["class_references"]), config["seed"],
-                                         config["references"].get("augment", {})).references
+                                         config["references"]["augment"]).references
     unit_refs = [{"image_id": index.image_id[i], "path": paths[i], "view": original_view()} for i in top_units]
     for ref in class_refs + unit_refs:
         ref["sha256"] = sha256_file(ref["path"])

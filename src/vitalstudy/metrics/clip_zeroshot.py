@@ -68,7 +68,7 @@ def load_clip(clip_cfg: dict, device: torch.device) -> Clip:
             raise MissingAssetError(f"metrics.clip.weights: CLIP checkpoint {source} does not exist")
     else:
         source = _cached_weights(name, tag)
-        if source is None and not clip_cfg.get("download", True):
+        if source is None and not clip_cfg["download"]:
             raise MissingAssetError(
                 f"CLIP weights {name}/{tag} are not in the local caches and metrics.clip.download is false; "
                 f"set metrics.clip.weights to a local open_clip checkpoint or allow the download")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from vitalstudy.config import schema_default
 from vitalstudy.data.classes import ClassList, classes_for
 from vitalstudy.data.sources import apply_view, load_rgb, read_index
 from vitalstudy.errors import ConfigError, MissingAssetError, VitalStudyError
@@ -44,7 +45,7 @@ class Context:
     _cache: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self):
-        self.device = resolve_device(self.cfg.get("device", "auto"))
+        self.device = resolve_device(self.cfg.get("device", schema_default("device")))
         self.spec = get_spec(self.model)
 
     def _once(self, key: tuple, compute):

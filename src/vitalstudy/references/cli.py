@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from vitalstudy.config import schema_default, section_defaults
 from vitalstudy.data.sources import read_index
 from vitalstudy.io import atomic_path, save_png, sha256_file, write_json
 from vitalstudy.progress import log, progress
@@ -42,7 +43,7 @@ def _score(args, cfg) -> int:
     from vitalstudy.models.features import resolve_device
     from vitalstudy.references.select import score_patches
 
-    device = resolve_device(cfg.get("device", "auto"))
+    device = resolve_device(cfg.get("device", schema_default("device")))
     spec = get_spec(args.model)
     model = load_model(args.model, weights=cfg.get("models", {}).get("weights", {}).get(args.model), device=device)
     refs = cfg["references"]
@@ -98,7 +99,7 @@ class _Batch:
             from vitalstudy.models import load_model
             from vitalstudy.models.features import resolve_device
 
-            device = resolve_device(self.cfg.get("device", "auto"))
+            device = resolve_device(self.cfg.get("device", schema_default("device")))
             weights = self.cfg.get("models", {}).get("weights", {}).get(self.args.model)
             self._model = load_model(self.args.model, weights=weights, device=device), device
         return self._model
@@ -114,13 +115,14 @@ def _select_target(batch: _Batch, target_id: str, paths) -> dict[str, str]:
 
     args, cfg, index = batch.args, batch.cfg, batch.index
     target = parse_target(target_id, cfg.get("concepts"), classes=classes_for(args.model))
-    refs_cfg = cfg["references"]
-    prov = Provenance("references", {"model": args.model, "target": target_id, "references": refs_cfg},
+    # the job's settings as given (its provenance), read over the schema's defaults
+    prov = Provenance("references", {"model": args.model, "target": target_id, "references": cfg["references"]},
                       seed=cfg["seed"])
     prov.add_input(args.index, batch.index_sha256)
+    refs_cfg = section_defaults("references", cfg["references"])
     if target.kind == "class":
         selection = select_class_references(index, target.wnid, refs_cfg["class_count"], cfg["seed"],
-                                            refs_cfg.get("augment", {}))
+                                            refs_cfg["augment"])
     elif target.kind == "concept":
         from vitalstudy.models import get_spec
         from vitalstudy.references.select import select_concept_references
@@ -145,7 +147,7 @@ def _select_target(batch: _Batch, target_id: str, paths) -> dict[str, str]:
         "how": selection.how, "seed": cfg["seed"], "skipped": selection.skipped,
         "disjoint_from_metrics": "both" not in pools,
     })
-    save_png(out_png, montage(selection.references, refs_cfg.get("montage_columns", 8)))
+    save_png(out_png, montage(selection.references, refs_cfg["montage_columns"]))
     for path in (out_json, out_png):
         prov.add_output(path)
     prov.write(paths.provenance(args.model, target_id))
@@ -175,7 +177,7 @@ def _circuits(args, cfg) -> int:
     from vitalstudy.models.features import resolve_device
     from vitalstudy.references.circuits import top_channels
 
-    device = resolve_device(cfg.get("device", "auto"))
+    device = resolve_device(cfg.get("device", schema_default("device")))
     spec = get_spec(args.model)
     model = load_model(args.model, weights=cfg.get("models", {}).get("weights", {}).get(args.model), device=device)
     refs = read_json(args.references)

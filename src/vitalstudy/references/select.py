@@ -54,6 +54,10 @@ def _pool(index: pd.DataFrame) -> pd.DataFrame:
 
 def select_class_references(index: pd.DataFrame, wnid: str, count: int, seed: int,
                             augment: dict) -> Selection:
+    """`count` references of class `wnid`; `augment` (references.augment) over the schema's defaults."""
+    from vitalstudy.config import section_defaults
+
+    augment = section_defaults("references", {"augment": augment})["augment"]
     pool = _pool(index)
     rows = pool[pool["wnid"] == wnid].sort_values("image_id")
     if rows.empty:
@@ -77,7 +81,7 @@ def select_class_references(index: pd.DataFrame, wnid: str, count: int, seed: in
     i = 0
     while len(refs) < count:  # fewer images than asked for: seeded augmented views
         base = readable[i % n_original]
-        view = random_view(sizes[base["image_id"]], rng, augment.get("min_area", 0.35), augment.get("flip", True))
+        view = random_view(sizes[base["image_id"]], rng, augment["min_area"], augment["flip"])
         refs.append({"image_id": base["image_id"], "path": base["path"], "view": view})
         i += 1
     how = {"method": "seeded random images of the class from the reference pool"

@@ -74,7 +74,7 @@ class CircuitJob:
 def model_job_gpus(config: dict) -> int:
     """GPUs a job that runs a model declares: from the config (`device`, `cluster.gpus_per_job`),
     never from whether the host that builds the DAG has one (a cluster's login node has none)."""
-    return 0 if config.get("device", "auto") == "cpu" else int(config["cluster"]["gpus_per_job"])
+    return 0 if config["device"] == "cpu" else int(config["cluster"]["gpus_per_job"])
 
 
 def model_job_threads(gpus_per_job: int, cores: int | None, gpus_available: int | None) -> int:
