@@ -41,7 +41,7 @@ def write_study(root: Path, questions: int, seed: int = 0) -> tuple[dict, dict, 
            "questions": {}, "stimuli": {}}
     judgements = {}
     for n, index in enumerate(picked, start=1):
-        qid, sid, wnid = f"free_label.q{n:02d}", f"s-{n:02d}", classes.wnid(int(index))
+        qid, sid, wnid = f"free_label.q{n:02d}", f"s-{n:02d}", classes.id(int(index))
         manifest["questions"].append({
             "question_id": qid, "section_id": "free_label", "type": "free_label", "number": n, "subset": None,
             "prompt": "What does the image show?", "word": None,
@@ -51,7 +51,7 @@ def write_study(root: Path, questions: int, seed: int = 0) -> tuple[dict, dict, 
         key["questions"][qid] = {"target": wnid, "target_label": classes.name(wnid), "model": "bench",
                                  "method": ("vital", "maco", "fourier")[n % 3], "seed": 0,
                                  "ground_truth_label": classes.name(wnid), "correct_choice": None}
-        alternative = classes.wordnet_names[int(index)].replace("_", " ")
+        alternative = classes.alternatives[int(index)].replace("_", " ")
         judgements[sid] = Judgement(float(rng.uniform(0.2, 1.0)), classes.name(wnid), (alternative,))
     (root / "manifest.json").write_text(json.dumps(manifest))
     (root / "answer_key.json").write_text(json.dumps(key))
