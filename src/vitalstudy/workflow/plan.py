@@ -485,7 +485,8 @@ class WorkflowPlan:
 
     def notices(self) -> list[str]:
         """What the plan leaves out and why, for the person starting the workflow."""
-        waiting = [s for s in self.study_ids if s not in self.studies_with_answers()]
+        answered = self.studies_with_answers()  # one look at each study's responses folder
+        waiting = [s for s in self.study_ids if s not in answered]
         return [f"study {s}: no responses yet under {self.spec_root / s / 'responses'} and study.simulate."
                 f"participants is 0: its forms and validation report are built, its figures once answers "
                 f"arrive" for s in waiting]
