@@ -61,17 +61,14 @@ def _register_models(args: argparse.Namespace) -> None:
     (models.declare): make them known before the stage asks for a model by name."""
     import json
 
-    sections = []
+    from vitalstudy.models.registry import register_declared  # torch-free; a declaration imports torch itself
+
     if getattr(args, "stage_config", None):
-        sections.append(json.loads(args.stage_config).get("models"))
+        register_declared(json.loads(args.stage_config).get("models"))
     if isinstance(getattr(args, "models", None), str):  # stages that read the config's models section alone
         # (`bench --models` is a list of names, not a section)
-        sections.append(json.loads(args.models))
-    if any(isinstance(section, dict) and section.get("declare") for section in sections):  # torch only when needed
-        from vitalstudy.models.registry import register_declared
-
-        for section in sections:
-            register_declared(section if isinstance(section, dict) else None)
+        section = json.loads(args.models)
+        register_declared(section if isinstance(section, dict) else None)
 
 
 def main(argv: list[str] | None = None) -> int:
