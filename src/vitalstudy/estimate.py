@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import subprocess
 import sys
@@ -164,7 +165,10 @@ def generation_work(config: dict) -> list[Work]:
                 continue
             settings = method_config(gen, method)
             per = int(settings.get("images_per_target", 1))  # DeepInversion optimises a batch per target
-            work.append(Work(model, method, count // len(gen["seeds"]), len(gen["seeds"]), int(settings["steps"]),
+            # DeepInversion's multi-resolution steps see 1/factor² of the pixels: counted as that share of a step
+            pooled = settings.get("low_resolution_steps", 0) / settings.get("low_resolution_factor", 2) ** 2
+            work.append(Work(model, method, count // len(gen["seeds"]), len(gen["seeds"]),
+                             int(settings["steps"]) + math.ceil(pooled),
                              int(settings.get("views_per_step", 1)), per, gen["targets_per_job"]))
     return work
 

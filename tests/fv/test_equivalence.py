@@ -5,7 +5,8 @@ loss (or image) and its input gradient within float tolerance.
   against Horama itself (the `bench` / `test` extra installs it from PyPI);
 - Lucid's Fourier (`fourier_lucid`) against Lucent's `fft_image` + `to_valid_rgb`;
 - DeepInversion: our batch loss against a transcription of NVlabs' `deepinversion.py` loss, at bs 1
-  and bs 8, and the lr schedule against `lr_cosine_policy`;
+  and bs 8, the lr schedule against `lr_cosine_policy`, and the multi-resolution setting against a
+  transcription of NVlabs' optimisation loop (average pool, fresh Adam and schedule per resolution);
 - VITAL inner neurons with relevance: our objective against a transcription of the authors'
   `opt_inner.py` weighting, and the max-pool relevance against their average-pool substitute.
 
@@ -14,6 +15,7 @@ so a setting changed back (per-image CE sum, squared importance, plain max-pool 
 """
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -223,6 +225,87 @@ def test_deepinversion_jitter_and_flip_are_one_per_target_batch():
                        if torch.equal(out[i], (lambda r: r.flip(2) if f else r)(torch.roll(x[i], (dy, dx), (1, 2)))))
                   for i in range(rows.start, rows.stop)}
         assert len(shifts) == 1
+
+
+def _nvlabs_multi_resolution(batch_loss, inputs, spec, low_iterations, iterations, lr, warmup):
+    """NVlabs `get_images`, setting 0, jitter 0 and no flip: for lower_res in (2, 1) a new Adam
+    (betas 0.5, 0.9), `lr_cosine_policy(lr, warmup, iterations_per_layer)`, the 2x2 average-pooled
+    input at the low resolution, and the colour clip after every step.
+
+    `batch_loss` is the loss of the batch (NVlabs' formula, checked on its own by
+    `test_deepinversion_loss_and_gradient_equal_nvlabs`), and the input passes through our
+    parameterisation's pixels -> model input map (the identity up to float rounding): Adam's
+    sign-like steps turn rounding noise of near-zero gradients (a mean reduced in another order)
+    into different trajectories within a few steps, so the loop is compared on identical tensors."""
+    from vitalstudy.models.preprocessing import denormalize
+
+    inputs = inputs.clone().requires_grad_(True)
+    low = torch.tensor([-m / s for m, s in zip(spec.mean, spec.std)]).view(1, 3, 1, 1)
+    high = torch.tensor([(1 - m) / s for m, s in zip(spec.mean, spec.std)]).view(1, 3, 1, 1)
+    for lower_res, iterations_per_layer in ((2, low_iterations), (1, iterations)):
+        optimizer = torch.optim.Adam([inputs], lr=lr, betas=[0.5, 0.9], eps=1e-8)
+        for epoch in range(iterations_per_layer):
+            if epoch < warmup:
+                rate = lr * (epoch + 1) / warmup
+            else:
+                rate = 0.5 * (1 + np.cos(np.pi * (epoch - warmup) / (iterations_per_layer - warmup))) * lr
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            seen = spec.normalize(denormalize(spec, inputs))
+            inputs_jit = torch.nn.AvgPool2d(kernel_size=2)(seen) if lower_res != 1 else seen
+            optimizer.zero_grad()
+            batch_loss(inputs_jit).backward()
+            optimizer.step()
+            inputs.data = torch.max(torch.min(inputs.data, high), low)
+    return inputs.detach()
+
+
+def test_deepinversion_multi_resolution_equals_nvlabs_setting_0(lite0):
+    """3 steps on the 2x pooled image, then 3 at full size: the optimised inputs equal NVlabs' loop.
+    Without the pool, the fresh Adam or the restarted schedule at the switch, they differ."""
+    from vitalstudy.fv.deepinversion import DeepInversionMethod
+    from vitalstudy.fv.loop import optimise
+
+    spec = replace(get_spec("efficientnet_lite0"), input_size=64)  # small images keep the test short
+    cfg = default_method_config("deepinversion", steps=3, low_resolution_steps=3, warmup=1, images_per_target=2,
+                                jitter=0, flip=False, r_feature=0.05)
+    plan = DeepInversionMethod("deepinversion", spec, lite0, cfg, None, CPU).plan([parse_target("n01440764")], {})
+    assert [stage.steps for stage in plan.stages] == [3, 3] and plan.settings.steps == 6
+
+    def run(stages):
+        generators = [torch.Generator().manual_seed(i) for i in range(2)]
+        return optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
+                        generators, CPU, stages=stages).images
+
+    ours = run(plan.stages)
+    start = plan.parameterisation.init([torch.Generator().manual_seed(i) for i in range(2)])
+    theirs = _nvlabs_multi_resolution(lambda x: plan.objective(x).sum(), start, spec, 3, 3, 0.05, 1)
+    assert torch.allclose(ours, plan.parameterisation.images(theirs).clamp(0, 1), atol=1e-5)
+    # the same 6 steps as one full-size run (setting 1) end elsewhere: the comparison tells them apart
+    assert not torch.allclose(run(None), ours, atol=1e-3)
+
+
+def test_a_run_resumed_at_the_resolution_switch_ends_as_an_uninterrupted_one(lite0, tmp_path):
+    """A checkpoint taken at the last low-resolution step holds that stage's Adam state; the resumed
+    run starts the full-size stage with a fresh one, as the uninterrupted run does."""
+    from vitalstudy.fv.deepinversion import DeepInversionMethod
+    from vitalstudy.fv.loop import Checkpointer, optimise
+
+    spec = replace(get_spec("efficientnet_lite0"), input_size=64)
+    cfg = default_method_config("deepinversion", steps=2, low_resolution_steps=2, warmup=1, images_per_target=2)
+    plan = DeepInversionMethod("deepinversion", spec, lite0, cfg, None, CPU).plan([parse_target("n01440764")], {})
+
+    def run(checkpoint=None):
+        generators = [torch.Generator().manual_seed(i) for i in range(2)]
+        return optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
+                        generators, CPU, checkpoint, stages=plan.stages)
+
+    whole = run()
+    checkpoint = Checkpointer(tmp_path / "c.pt", "fp", every=2)
+    run(checkpoint)  # leaves its checkpoint of step 2, the switch
+    resumed = run(checkpoint)
+    assert resumed.compute["resumed_at_step"] == 2
+    assert torch.equal(resumed.images, whole.images)
 
 
 # --- VITAL inner neurons against the authors' weighting -----------------------------------------

@@ -14,6 +14,11 @@ Targets optimised side by side each keep their own batch: statistics, means and 
 per target batch, so one target's images never influence another's. The loop sums the per-image
 shares (each image carries 1/bs of its batch's loss), which is exactly the sum of the batch losses.
 The first image of a target's batch is saved.
+
+`low_resolution_steps` > 0 is NVlabs' multi-resolution setting (setting 0: 2k steps at 112, then
+1k at 224): that many steps first on the image average-pooled by `low_resolution_factor`, with the
+jitter divided by the factor, then `steps` at full size; Adam and the warm-up + cosine schedule
+start afresh at the switch, as NVlabs re-creates them per resolution. 0 is its setting 1, the paper's.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torch import nn
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.pixels import NormalisedPixels
+from vitalstudy.fv.loop import Stage
 from vitalstudy.fv.plan import Plan, loop_settings
 
 
@@ -101,6 +107,16 @@ class BatchJitterFlip:
         return torch.cat(out)
 
 
+class AveragePool:
+    """NVlabs' `pooling_function` of the low-resolution stage: a k x k average pool of the input."""
+
+    def __init__(self, factor: int):
+        self.factor = factor
+
+    def __call__(self, x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        return F.avg_pool2d(x, kernel_size=self.factor)
+
+
 class DeepInversionMethod:
     name = "deepinversion"
 
@@ -119,8 +135,10 @@ class DeepInversionMethod:
     def plan(self, targets, references) -> Plan:
         cfg = self.config
         per_target = self.images_per_target
+        low_steps, factor = int(cfg["low_resolution_steps"]), int(cfg["low_resolution_factor"])
         # The priors belong to the batch loss (NVlabs), not to the loop's per-image priors.
-        settings = loop_settings(cfg, schedule="cosine", tv_weight=0.0, l2_weight=0.0)
+        settings = loop_settings(cfg, schedule="cosine", tv_weight=0.0, l2_weight=0.0,
+                                 steps=low_steps + int(cfg["steps"]))
         objective = DeepInversionObjective(
             self.model, [t.class_index for t in targets], per_target, float(cfg["r_feature"]),
             float(cfg["first_bn_multiplier"]), float(cfg["tv_weight"]), float(cfg["l2_weight"]),
@@ -132,5 +150,12 @@ class DeepInversionMethod:
                  "l2": objective.l2_weight, "main_loss_multiplier": objective.main_weight,
                  "loss": "NVlabs batch loss (CE mean, BN and TV over the target's batch)",
                  "jitter": jitter, "flip": flip, "loop": settings.as_dict()}
-        return Plan(NormalisedPixels(self.spec, self.spec.input_size), [BatchJitterFlip(jitter, flip, per_target)],
-                    objective, settings, hyper, self.spec.input_size, images_per_target=per_target)
+        full_size = [BatchJitterFlip(jitter, flip, per_target)]
+        stages = None
+        if low_steps:
+            hyper["multi_resolution"] = {"low_resolution_steps": low_steps, "factor": factor,
+                                         "low_resolution_jitter": jitter // factor, "full_resolution_steps": int(cfg["steps"])}
+            stages = [Stage(low_steps, [AveragePool(factor), BatchJitterFlip(jitter // factor, flip, per_target)]),
+                      Stage(int(cfg["steps"]), full_size)]
+        return Plan(NormalisedPixels(self.spec, self.spec.input_size), full_size, objective, settings, hyper,
+                    self.spec.input_size, images_per_target=per_target, stages=stages)

@@ -231,7 +231,8 @@ def generate_batch(spec, method, batch: list[Target], references, fingerprints, 
     with autocast, progress(total=plan.settings.steps, desc=f"  {name} ({len(batch)} targets): steps", unit="step",
                             leave=False) as steps:
         result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
-                          generators, device, checkpoint, bar=steps, image_prior=plan.image_prior)
+                          generators, device, checkpoint, bar=steps, image_prior=plan.image_prior,
+                          stages=plan.stages)
     out = []
     for t, target in enumerate(batch):
         i = t * per  # a target's first image

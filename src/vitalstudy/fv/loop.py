@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -59,6 +59,15 @@ class LoopSettings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A run of steps with its own transforms, a fresh optimiser and its own learning-rate schedule
+    (NVlabs' multi-resolution DeepInversion: 2k steps on the 2x average-pooled image, then 1k at
+    full size, re-creating Adam and restarting the warm-up + cosine schedule at the switch)."""
+    steps: int
+    transforms: list
 
 
 def lr_factor(step: int, settings: LoopSettings) -> float:
@@ -110,21 +119,39 @@ def _alpha_map(accumulated: torch.Tensor, percentile: float) -> torch.Tensor:
 def optimise(parameterisation: Parameterisation, objective: Objective, to_model_input,
              transforms: list[Transform], settings: LoopSettings, generators: list[torch.Generator],
              device: torch.device, checkpoint: Checkpointer | None = None, bar=None,
-             image_prior=None) -> LoopResult:
+             image_prior=None, stages: list[Stage] | None = None) -> LoopResult:
     """Run the loop; `to_model_input` maps [0, 1] pixels to the model's input space. `bar`: a
     progress bar (vitalstudy.progress) of `settings.steps` that the loop advances per step.
     `image_prior`, when given, maps the untransformed model input to (B,) losses added once per
-    step (e.g. an accentuation's distance to its seed image)."""
+    step (e.g. an accentuation's distance to its seed image). `stages`, when given, replace
+    `transforms`: their steps add up to `settings.steps`, and each starts a fresh optimiser and
+    schedule (warm-up and decay over its own steps)."""
+    stages = stages or [Stage(settings.steps, transforms)]
+    if sum(stage.steps for stage in stages) != settings.steps:
+        raise ValueError(f"the stages' steps ({[stage.steps for stage in stages]}) do not add up to {settings.steps}")
+    starts = [sum(stage.steps for stage in stages[:i]) for i in range(len(stages))]
+
+    def stage_at(step: int) -> int:
+        return max(i for i, first in enumerate(starts) if first <= step)
+
     params = parameterisation.init(generators).to(device).requires_grad_(True)
     optimizer_class = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam}[settings.optimizer]
-    optimizer = optimizer_class([params], lr=settings.lr, betas=tuple(settings.betas))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings))
+
+    def fresh_optimiser(stage: Stage):
+        optimizer = optimizer_class([params], lr=settings.lr, betas=tuple(settings.betas))
+        own = replace(settings, steps=stage.steps)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, own))
+
     with torch.no_grad():
         image_side = parameterisation.images(params).shape[2:]
     grad_sum = torch.zeros(params.shape[0], *image_side, device=device)
     losses: list[list[float]] = []
     start_step, elapsed = 0, 0.0
     state = checkpoint.load() if checkpoint else None
+    if state is not None:
+        start_step = state["step"]
+    current = stage_at(max(start_step - 1, 0))  # the stage whose optimiser state the checkpoint holds
+    optimizer, scheduler = fresh_optimiser(stages[current])
     if state is not None:
         with torch.no_grad():
             params.copy_(state["params"].to(device))
@@ -133,19 +160,22 @@ def optimise(parameterisation: Parameterisation, objective: Objective, to_model_
         grad_sum = state["grad_sum"].to(device)
         for g, g_state in zip(generators, state["generators"]):
             g.set_state(g_state)
-        start_step, losses, elapsed = state["step"], state["losses"], state["seconds"]
+        losses, elapsed = state["losses"], state["seconds"]
         if bar is not None:
             bar.update(start_step)
 
     began = time.perf_counter()
     for step in range(start_step, settings.steps):
+        if stage_at(step) != current:
+            current = stage_at(step)
+            optimizer, scheduler = fresh_optimiser(stages[current])
         optimizer.zero_grad(set_to_none=True)
         pixels = parameterisation.images(params)
         pixels.retain_grad()
         total = torch.zeros(params.shape[0], device=device)
         for _ in range(settings.views_per_step):
             x = to_model_input(pixels)
-            for transform in transforms:
+            for transform in stages[current].transforms:
                 x = transform(x, generators)
             total = total + objective(x)
         if settings.tv_weight or settings.l2_weight or image_prior is not None:

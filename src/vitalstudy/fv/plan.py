@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vitalstudy.fv.loop import LoopSettings
+from vitalstudy.fv.loop import LoopSettings, Stage
 
 
 @dataclass
@@ -17,6 +17,7 @@ class Plan:
     resolution: int
     images_per_target: int = 1  # DeepInversion optimises a batch of images per target; the first is saved
     image_prior: object | None = None  # (B, 3, H, W) untransformed model input -> (B,) losses, once per step
+    stages: list[Stage] | None = None  # runs with their own transforms and optimiser; None = one run of `transforms`
 
 
 def loop_settings(cfg: dict, **fixed) -> LoopSettings:
