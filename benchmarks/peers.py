@@ -172,7 +172,12 @@ def main() -> int:
     }
     images, seconds = {}, {}
     for name, run in runs.items():
-        images[name], seconds[name] = run()
+        try:
+            images[name], seconds[name] = run()
+        except ImportError as missing:  # a peer not installed: say so, and how to get it
+            print(f"skipping {name}: {missing} (pip install '.[bench]'; torch-lucent apart from faccent: "
+                  f"pip install --no-deps --target DIR torch-lucent==0.1.8 and PYTHONPATH=DIR)", flush=True)
+            continue
         print(f"{name}: {seconds[name]:.1f} s", flush=True)
 
     classes = imagenet_classes()
@@ -203,6 +208,8 @@ def main() -> int:
         rows.append(row)
     for ours, peer in (("maco (ours)", "maco (Horama)"), ("fourier (ours)", "fourier (Horama)"),
                        ("fourier_lucid (ours)", "fourier_lucid (Lucent)")):
+        if peer not in images:
+            continue
         a, b = next(r for r in rows if r["method"] == ours), next(r for r in rows if r["method"] == peer)
         a["speed_vs_peer"] = round(a["image_steps_per_s"] / b["image_steps_per_s"], 2)
     contact_sheet(images, wnids).save(out / "contact_sheet.png")
