@@ -195,16 +195,28 @@ def bench_method(method_name: str, spec: ModelSpec, model, config: dict, device:
 
 def measure_method(method_name: str, spec: ModelSpec, model, config: dict, device: torch.device, steps: int,
                    candidates: tuple[int, ...] | None = None, mixed_precision: bool = False, log=print) -> list[dict]:
-    """`vitalstudy bench`'s timing of one method (stand-in inputs, class targets)."""
+    """`vitalstudy bench`'s timing of one method (stand-in inputs, class targets; an accentuation
+    method accentuates them in a noise seed image)."""
+    from PIL import Image
+
     from vitalstudy.data.classes import classes_for
-    from vitalstudy.targets import parse_target
+    from vitalstudy.fv.registry import get_method
+    from vitalstudy.targets import accentuation_id, parse_target
 
     with tempfile.TemporaryDirectory(prefix="vitalstudy-bench-") as work:
         method = bench_method(method_name, spec, model, config, device, Path(work))
         classes = classes_for(spec)
+        seed_image = None
+        if get_method(method_name).serves("accentuation"):
+            seed_image = Path(work) / "seed.png"
+            noise = torch.rand(spec.input_size, spec.input_size, 3, generator=torch_generator(0, "bench", "seed"))
+            Image.fromarray((noise.numpy() * 255).astype("uint8")).save(seed_image)
 
         def make_plan(n: int) -> Plan:  # a model with fewer classes than n: its classes again
-            targets = [parse_target(classes.id(i % len(classes)), classes=classes) for i in range(n)]
+            ids = [classes.id(i % len(classes)) for i in range(n)]
+            entries = [{"image": str(seed_image), "target": c} for c in ids] if seed_image else []
+            targets = [parse_target(accentuation_id(e), accentuations=entries, classes=classes) for e in entries] or \
+                [parse_target(c, classes=classes) for c in ids]
             return method.plan(targets, {t.id: [] for t in targets})
         return measure(make_plan, getattr(method, "images_per_target", 1), spec.normalize, device, steps, candidates,
                        mixed_precision, log, f"{spec.name} {method_name}")
