@@ -169,3 +169,17 @@ def test_vital_accentuation_reads_vitals_settings_under_its_own():
                 "maco": {"steps": 9}}
     assert method_config(generate, "vital_accentuation") == {"checkpoint_every": 7, "steps": 2, "lr": 1.0}
     assert set(job_settings(generate, "vital_accentuation")) == {"checkpoint_every", "vital", "vital_accentuation"}
+
+
+@pytest.mark.parametrize("method", ["accentuation", "vital_accentuation"])
+def test_bench_times_accentuation_methods_on_a_stand_in_seed(method):
+    """`vitalstudy bench` gives an accentuation method seed images (it stopped with a TypeError)."""
+    from dataclasses import replace
+
+    from vitalstudy.fv.bench import measure_method
+
+    spec = replace(get_spec("efficientnet_lite0"), input_size=64)
+    rows = measure_method(method, spec, load_model("efficientnet_lite0"), default_method_config(method, views_per_step=1)
+                          if method == "accentuation" else default_method_config(method), CPU, steps=1,
+                          candidates=(2,), log=lambda *_: None)
+    assert [r["targets"] for r in rows] == [2] and rows[0]["image_steps_per_second"] > 0
