@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import functools
 import importlib.util
 import io
 import json
 import math
 import sys
 import time
-import types
 
 import numpy as np
 import torch
@@ -79,18 +77,11 @@ def horamas(spec, model, seed01: torch.Tensor, class_index: int, seed: int, sett
 
 
 def _import_faccent():
-    """faccent 1.0.3 imports `decorator` (objectives.py:21) without declaring it as a dependency; where
-    it is missing, a stand-in for its one use (`wrap_objective`'s caller-style decorator, which
-    only names the objective) lets faccent's own code run."""
+    """faccent 1.0.3 imports `decorator` (objectives.py:21) without declaring it (the bench extra adds it)."""
     try:
-        import decorator  # noqa: F401
-    except ImportError:
-        stand_in = types.ModuleType("decorator")
-        stand_in.decorator = lambda caller: lambda func: functools.wraps(func)(
-            lambda *args, **kw: caller(func, *args, **kw))
-        sys.modules["decorator"] = stand_in
-        print("faccent: package `decorator` missing, using a stand-in for objectives.wrap_objective")
-    from faccent import objectives, param, render, transform
+        from faccent import objectives, param, render, transform
+    except ImportError as missing:
+        raise SystemExit(f"peers_accentuation: faccent cannot be imported ({missing}); pip install '.[bench]'") from None
     return objectives, param, render, transform
 
 
