@@ -41,6 +41,20 @@ def workflow_workdir(repo: Path, tmp_path: Path) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _batch_size_cache_of_the_session(tmp_path_factory):
+    """Generation's batch-size cache (`generate.batch_size: auto`) in a folder of this test session,
+    for the tests and the workflows they start: a test's toy model never lands in the user's
+    ~/.cache/vitalstudy, and the user's timings never decide a test's batch size."""
+    before = os.environ.get("VITALSTUDY_CACHE")
+    os.environ["VITALSTUDY_CACHE"] = str(tmp_path_factory.mktemp("vitalstudy-cache"))
+    yield
+    if before is None:
+        os.environ.pop("VITALSTUDY_CACHE")
+    else:
+        os.environ["VITALSTUDY_CACHE"] = before
+
+
 @pytest.fixture(autouse=True)
 def _process_state_restored():
     """Per-process state a stage keeps for its own run does not leak from one test into the next:
