@@ -32,7 +32,7 @@ def test_swapped_weight_file_is_reported_and_changes_the_job_parameters(tmp_path
     overlay = {"models": {"targets": ["tiny"], "held_out": None, "declare": {"tiny": {
         "source": "import", "factory": "tiny_models:tiny_cnn", "kwargs": {"width": 4}, "input_size": 32,
         "weights": "weights/tiny.pth"}}},
-        "targets": {"classes": ["n07920052"], "neurons": []}, "metrics": {"fid": {"feature_model": "tiny"}},
+        "targets": {"classes": ["n07920052"], "neurons": [], "accentuations": []}, "metrics": {"fid": {"feature_model": "tiny"}},
         "generate": {"methods": ["fourier"], "fourier": {"steps": 2}}}
     Path("config/tiny.yaml").write_text(yaml.safe_dump(overlay))
     configfiles = ["config/config.yaml", "config/tiny.yaml"]

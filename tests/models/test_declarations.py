@@ -20,8 +20,8 @@ IMPORT_MODEL = {"source": "import", "factory": "tiny_models:tiny_cnn", "kwargs":
 
 def _config(tmp_path, models: dict, **extra) -> list[str]:
     path = tmp_path / "models.yaml"
-    # the demo's inner neurons are Lite0 layers: none unless the test names some for its model
-    extra["targets"] = {"neurons": [], **extra.get("targets", {})}
+    # the demo's inner neurons and accentuations are Lite0's: none unless the test names some for its model
+    extra["targets"] = {"neurons": [], "accentuations": [], **extra.get("targets", {})}
     path.write_text(yaml.safe_dump({"models": {"held_out": None, **models}, **extra}))
     return ["config/config.yaml", str(path)]
 

@@ -38,7 +38,7 @@ def own_model(tmp_path, monkeypatch):
         overlay = {"models": {"targets": ["tiny"], "held_out": None, "declare": {"tiny": {
             "source": "import", "factory": "tiny_models:tiny_cnn", "kwargs": {"width": 4, "num_classes": 3},
             "input_size": 32, "weights": "weights/tiny.pth", "classes": "labels.txt", **declaration}}},
-            "targets": {"classes": list(targets), "neurons": [], "circuits": []},
+            "targets": {"classes": list(targets), "neurons": [], "circuits": [], "accentuations": []},
             "metrics": {"fid": {"feature_model": "tiny"}},
             "generate": {"methods": ["fourier"], "fourier": {"steps": 2}}}
         Path("config/tiny.yaml").write_text(yaml.safe_dump(overlay))
