@@ -232,7 +232,8 @@ def run(config: dict, out_dir: str | Path, log=print) -> dict:
                 generators = [g for s in seeds for g in image_generators(s, spec.name, method_name, [target.id], per)]
                 log(f"fooling: {method_name} {key} on the {variant} model, seeds {seeds}")
                 result = optimise(plan.parameterisation, plan.objective, fv_spec.normalize, plan.transforms,
-                                  plan.settings, generators, torch.device("cpu"), image_prior=plan.image_prior)
+                                  plan.settings, generators, torch.device("cpu"), image_prior=plan.image_prior,
+                                  stages=plan.stages)
                 images = result.images[::per]
                 pattern = score(images).numpy()
                 with torch.no_grad():
