@@ -32,7 +32,6 @@ from PIL import Image, ImageDraw
 
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.data.sources import build_index
-from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.settings import default_method_config
@@ -64,8 +63,7 @@ def run_ours(method: str, settings: dict, wnids: list[str], model, run_dir: Path
     plan = planner.plan(targets, {})
     generators = [torch_generator(seed, MODEL, method, t.id) for t in targets]
     start = time.perf_counter()
-    result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
-                      generators, torch.device("cpu"))
+    result = plan.optimise(spec.normalize, generators, torch.device("cpu"))
     seconds = time.perf_counter() - start
     return [_pixels_to_pil(x) for x in result.images], seconds
 

@@ -42,7 +42,6 @@ from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.data.sources import build_index
 from vitalstudy.fooling.experiment import t_interval
 from vitalstudy.fv.accentuation import AccentuationMethod, load_seeds
-from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.settings import default_method_config
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.targets import accentuation_id, parse_target
@@ -57,8 +56,7 @@ def ours(spec, model, path: str, wnid: str, seed: int, settings: dict) -> tuple[
     target = parse_target(accentuation_id(entries[0]), accentuations=entries)
     plan = AccentuationMethod("accentuation", spec, model, settings, None, torch.device("cpu")).plan([target], {})
     began = time.perf_counter()
-    result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
-                      [torch.Generator().manual_seed(seed)], torch.device("cpu"), image_prior=plan.image_prior)
+    result = plan.optimise(spec.normalize, [torch.Generator().manual_seed(seed)], torch.device("cpu"))
     return result.images[0], time.perf_counter() - began
 
 

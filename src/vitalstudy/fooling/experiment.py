@@ -30,7 +30,6 @@ from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.data.sources import apply_view, load_rgb, original_view
 from vitalstudy.fooling.circuit import Branch, FoolingCircuit, StripeScore, Unit
 from vitalstudy.fv.generate import _alpha_png, _to_png, image_generators
-from vitalstudy.fv.loop import optimise
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.settings import method_config, method_section
@@ -231,9 +230,7 @@ def run(config: dict, out_dir: str | Path, log=print) -> dict:
                 per = plan.images_per_target
                 generators = [g for s in seeds for g in image_generators(s, spec.name, method_name, [target.id], per)]
                 log(f"fooling: {method_name} {key} on the {variant} model, seeds {seeds}")
-                result = optimise(plan.parameterisation, plan.objective, fv_spec.normalize, plan.transforms,
-                                  plan.settings, generators, torch.device("cpu"), image_prior=plan.image_prior,
-                                  stages=plan.stages)
+                result = plan.optimise(fv_spec.normalize, generators, torch.device("cpu"))
                 images = result.images[::per]
                 pattern = score(images).numpy()
                 with torch.no_grad():

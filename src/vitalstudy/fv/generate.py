@@ -25,7 +25,7 @@ from PIL import Image
 from vitalstudy.data.classes import classes_for
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.bench import measure, run_batch_size
-from vitalstudy.fv.loop import Checkpointer, optimise
+from vitalstudy.fv.loop import Checkpointer
 from vitalstudy.fv.registry import get_method
 from vitalstudy.layout import RunLayout
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
@@ -230,9 +230,7 @@ def generate_batch(spec, method, batch: list[Target], references, fingerprints, 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mixed_precision and device.type == "cuda" else nullcontext()
     with autocast, progress(total=plan.settings.steps, desc=f"  {name} ({len(batch)} targets): steps", unit="step",
                             leave=False) as steps:
-        result = optimise(plan.parameterisation, plan.objective, spec.normalize, plan.transforms, plan.settings,
-                          generators, device, checkpoint, bar=steps, image_prior=plan.image_prior,
-                          stages=plan.stages)
+        result = plan.optimise(spec.normalize, generators, device, checkpoint, bar=steps)
     out = []
     for t, target in enumerate(batch):
         i = t * per  # a target's first image
