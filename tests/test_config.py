@@ -38,6 +38,14 @@ def test_shipped_configs_validate(repo, monkeypatch, tmp_path):
     ("referencs", {}, "referencs: unknown key"),
     ("models.weights", {"resnet50": "/no/such/file.pth"}, "models.weights.resnet50: weight file /no/such/file.pth does not exist"),
     ("targets.neurons", [{"layer": "nope", "channels": [1]}], "targets.neurons[0].layer: efficientnet_lite0 has no layer 'nope'"),
+    ("generate.target_kinds", {"vital": ["neuron"], "maco": ["class"]}, None),
+    ("generate.target_kinds", {"vitl": ["class"]}, "generate.target_kinds.vitl: unknown method 'vitl'"),
+    ("generate.target_kinds", {"fourier_lucid": ["class"]}, None),  # not run here: an overlay may add it
+    ("generate.target_kinds", {"deepinversion": ["class", "neuron"]},
+     "generate.target_kinds.deepinversion[1]: deepinversion cannot run neuron targets (DeepInversion optimises class"),
+    ("generate.target_kinds", {"vital": []}, "generate.target_kinds.vital: [] should be non-empty"),
+    ("generate.target_kinds", {"vital": ["pixel"]}, "generate.target_kinds.vital.0: 'pixel' is not one of"),
+    ("generate.vital_lrp", {"attribution": "lrp"}, "generate.vital_lrp.attribution: unknown key (allowed here: steps, warmup)"),
 ])
 def test_bad_config_names_key_and_problem(key, value, expected):
     if expected is None:

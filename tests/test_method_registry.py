@@ -19,11 +19,33 @@ def test_every_implementation_imports_and_builds_plans():
 def test_facts_the_rest_of_the_project_reads():
     assert list(METHODS)[:2] == ["vital", "vital_lrp"]  # the paper's order: VITAL first
     assert reference_methods() == ("vital", "vital_lrp", "vital_accentuation")
-    assert get_method("vital_lrp").section == "vital" and get_method("maco").section == "maco"
-    assert get_method("vital_accentuation").extends == "vital"  # VITAL's settings, then its own section
+    assert get_method("vital_lrp").section == "vital_lrp" and get_method("maco").section == "maco"
+    assert get_method("vital_lrp").extends == get_method("vital_accentuation").extends == "vital"  # VITAL's, then its own
     assert [m for m in METHODS if get_method(m).serves("accentuation")] == ["accentuation", "vital_accentuation"]
     assert [m for m in METHODS if get_method(m).serves("neuron")] == ["vital", "vital_lrp", "maco", "fourier", "fourier_lucid"]
     assert len({m.palette_index for m in METHODS.values()}) == len({m.marker for m in METHODS.values()}) == len(METHODS)
+
+
+def test_the_schemas_target_kinds_are_the_registrys():
+    from vitalstudy.config import schema
+    from vitalstudy.fv.registry import TARGET_KINDS
+
+    items = schema()["properties"]["generate"]["properties"]["target_kinds"]["additionalProperties"]["items"]
+    assert tuple(items["enum"]) == TARGET_KINDS
+
+
+def test_a_methods_settings_go_to_the_sections_that_hold_them():
+    """vital_lrp's own section holds its budget; VITAL's keys reach it through generate.vital."""
+    from vitalstudy.fv.settings import default_method_config, method_config, sectioned
+
+    assert sectioned("vital_lrp", {"steps": 5, "attribution": "guided_backprop"}) == \
+        {"vital_lrp": {"steps": 5}, "vital": {"attribution": "guided_backprop"}}
+    assert sectioned("maco", {"steps": 5, "nope": 1}) == {"maco": {"steps": 5, "nope": 1}}  # the schema refuses it
+    settings = default_method_config("vital_lrp", steps=5, attribution="guided_backprop")
+    assert (settings["steps"], settings["attribution"], settings["warmup"]) == (5, "guided_backprop", 100)
+    generate = {"vital": {"steps": 300, "warmup": 15}, "vital_lrp": {"steps": 120}}
+    assert method_config(generate, "vital_lrp") == {"steps": 120, "warmup": 15}
+    assert method_config(generate, "vital") == {"steps": 300, "warmup": 15}
 
 
 def test_applicability_names_the_reason():

@@ -73,13 +73,13 @@ def method_settings(method: str, settings: dict | None = None, steps: int | None
     """A method's settings as a generation job reads them: the schema's defaults for
     `generate.<method>`, updated by `settings` and `steps`."""
     from vitalstudy.config import section_with_defaults
-    from vitalstudy.fv.settings import method_config, method_section
+    from vitalstudy.fv.settings import method_config, sectioned
 
-    section = method_section(method)
     overrides = dict(settings or {})
     if steps is not None:
         overrides["steps"] = int(steps)
-    return method_config(section_with_defaults("generate", {"methods": [method], section: overrides}), method)
+    return method_config(section_with_defaults("generate", {"methods": [method], **sectioned(method, overrides)}),
+                         method)
 
 
 def visualize(model, target, method: str = "vital", references=None, steps: int | None = None,

@@ -128,6 +128,7 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
         for i, name in enumerate(config.get(section, {}).get("methods", [])):
             if name not in METHODS:
                 raise ConfigError(f"{section}.methods[{i}]: unknown method {name!r}; known: {', '.join(METHODS)}")
+    _check_target_kinds(config.get("generate", {}))
 
     images = config["images"]
     if images["source"] in ("folder", "imagenet"):
@@ -159,6 +160,22 @@ def _check_semantics(config: dict, check_paths: bool) -> None:
         if name in models["targets"]:
             for layer in weights:
                 _check_layer(f"generate.vital.layer_weights.{name}", name, layer)
+
+
+def _check_target_kinds(generate: dict) -> None:
+    """generate.target_kinds may only narrow a method to kinds it can visualise. A method it names that
+    generate.methods leaves out is allowed (an overlay may change the methods and keep this key)."""
+    from vitalstudy.fv.registry import METHODS
+
+    for method, kinds in generate.get("target_kinds", {}).items():
+        key = f"generate.target_kinds.{method}"
+        if method not in METHODS:
+            raise ConfigError(f"{key}: unknown method {method!r}; known: {', '.join(METHODS)}")
+        info = METHODS[method]
+        for i, kind in enumerate(kinds):
+            if not info.serves(kind):
+                why = info.kinds_note or f"visualises {', '.join(info.target_kinds)} targets only"
+                raise ConfigError(f"{key}[{i}]: {method} cannot run {kind} targets ({info.title} {why})")
 
 
 def _check_class_targets(config: dict, check_paths: bool) -> None:

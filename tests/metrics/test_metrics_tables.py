@@ -72,6 +72,16 @@ def test_not_applicable_and_not_run_cells(paper, metrics_config):
     assert pii["Acc. top-1 % (ours)"] == "not run" and pii["FID, own features (paper, vit_l_16)"] == "537.32"
 
 
+def test_a_kind_the_config_narrows_away_is_not_run_and_says_why(paper, metrics_config):
+    config = metrics_config | {"generate": {"methods": ["vital", "vital_lrp"], "seeds": [0],
+                                            "target_kinds": {"vital_lrp": ["neuron"]}}}
+    specs = {s.number: s for s in tables.table_specs(MODEL)}
+    lrp = tables.build_table(specs[1], _rows(), paper, config).set_index("method").loc["VITAL (LRP relevance)"]
+    assert lrp["Acc. top-1 % (ours)"] == "not run" and "generate.target_kinds.vital_lrp is [neuron]" in lrp["notes"]
+    t3 = tables.build_table(specs[3], _rows(), paper, config).set_index("method")
+    assert t3.loc["VITAL (LRP relevance)", "AUC (ours)"] == "0.6123"  # Table 3 is the kind it runs
+
+
 def test_table3_and_table5(paper, metrics_config):
     specs = {s.number: s for s in tables.table_specs(MODEL)}
     t3 = tables.build_table(specs[3], _rows(), paper, metrics_config)

@@ -12,6 +12,7 @@ import yaml
 
 from vitalstudy.config import validate
 from vitalstudy.fv.registry import get_method
+from vitalstudy.fv.settings import runs_kind
 from vitalstudy.models import get_spec
 from vitalstudy.workflow import PlanError, WorkflowPlan
 
@@ -49,7 +50,7 @@ def test_rule_files_only_declare():
     assert not found, "logic in rule files (move it to vitalstudy.workflow):\n" + "\n".join(found)
 
 
-def test_demo_jobs_serve_the_kinds_each_method_serves(demo):
+def test_demo_jobs_run_the_kinds_each_method_runs(demo):
     classes = demo.config["targets"]["classes"]
     by_method = {}
     for job in demo.generation_jobs:
@@ -59,6 +60,7 @@ def test_demo_jobs_serve_the_kinds_each_method_serves(demo):
     assert list(by_method) == ["vital", "vital_lrp", "fourier", "maco", "deepinversion"]
     neurons = [f"head_c{c}" for c in demo.config["targets"]["neurons"][0]["channels"]]
     assert by_method.pop("deepinversion") == classes  # DeepInversion serves class targets only
+    assert by_method.pop("vital_lrp") == neurons  # generate.target_kinds narrows it to Table 3's neurons
     assert all(targets == classes + neurons for targets in by_method.values())  # the others also Table 3's neurons
     assert demo.model_threads == 2 and demo.gpu == 1  # device auto: model jobs declare a GPU (from the config)
 
@@ -178,6 +180,7 @@ def test_sample_plan_gives_inner_neurons_to_the_methods_that_serve_them():
     neurons = [t for t in by_method["vital"] if t not in classes]
     assert neurons and by_method["fourier"] == by_method["maco"] == classes + neurons
     assert by_method["deepinversion"] == classes  # class logits only
+    assert by_method["vital_lrp"] == neurons  # the paper's Table 3 VITAL (generate.target_kinds)
     assert Counter(j.method for j in sample.generation_jobs)["vital"] == 2  # 20 classes + 3 neurons, 16 per job
 
 
@@ -189,12 +192,44 @@ def test_paper_plan_skips_what_a_model_cannot_run(paper, capsys):
         methods = {j.method for j in paper.generation_jobs if j.model == model}
         for method in paper.config["generate"]["methods"]:
             reason = get_method(method).unavailable_on(spec)
-            assert (method in methods) == (reason is None), (model, method)
+            its_targets = [t for kind, of_kind in paper.targets_by_kind(model).items()
+                           if runs_kind(paper.config["generate"], method, kind) for t in of_kind]
+            assert (method in methods) == (reason is None and bool(its_targets)), (model, method)
             if reason:
                 assert f"note: {method} skipped for {model}: {reason}" in notes
     seen = Counter((j.model, j.method, j.seed, t) for j in paper.generation_jobs for t in j.targets)
     assert set(seen.values()) == {1}  # every FV has exactly one writer
     assert len(paper.figures_outputs()) == len(set(paper.figures_outputs()))
+
+
+def test_target_kinds_narrow_jobs_circuits_grids_and_planned_images():
+    """One key decides what a method runs: its jobs, its circuits, the grids' rows and the images
+    metrics expect all follow generate.target_kinds, and widening it back restores them."""
+    from vitalstudy.metrics.images import planned_images
+    from vitalstudy.targets import class_targets, neuron_targets
+
+    def runs(plan):
+        config, model = plan.config, "efficientnet_lite0"
+        keys = planned_images(config["generate"], get_spec(model), class_targets(config, model),
+                              neuron_targets(config, model))
+        return ({t for j in plan.generation_jobs if j.method == "vital" for t in j.targets},
+                {t for j in plan.generation_jobs if j.method == "fourier" for t in j.targets},
+                {j.method for j in plan.circuit_jobs}, plan.grid_methods("classes"), plan.grid_methods("neurons"),
+                {k.target for k in keys if k.method == "vital"})
+
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    classes = set(base["targets"]["classes"])
+    neurons = {f"head_c{c}" for c in base["targets"]["neurons"][0]["channels"]}
+    narrowed = dict(base, generate={**base["generate"], "target_kinds": {"vital": ["neuron"], "fourier": ["class"]}})
+    vital, fourier, circuit_methods, class_rows, neuron_rows, vital_images = runs(plan_of("config", **narrowed))
+    assert vital == vital_images == neurons and fourier == classes
+    assert circuit_methods == {"vital", "vital_lrp", "maco"}  # circuits are inner neurons: Fourier no longer runs them
+    assert "vital" not in class_rows and "fourier" in class_rows and "deepinversion" not in neuron_rows
+    assert "accentuation" not in class_rows + neuron_rows  # accentuations have their own figure
+    widened = dict(base, generate={**base["generate"], "target_kinds": {}})
+    vital, fourier, circuit_methods, class_rows, neuron_rows, vital_images = runs(plan_of("config", **widened))
+    assert vital == fourier == vital_images == classes | neurons and "vital_lrp" in class_rows
+    assert circuit_methods == {"vital", "vital_lrp", "fourier", "maco"}
 
 
 def test_responses_options_come_from_the_config(demo):

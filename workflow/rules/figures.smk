@@ -106,7 +106,7 @@ rule figure_grid:
         cfg=PLAN.stage_config("figures"),
         fv_root=str(PATHS.fv.root),
         prefix=PLAN.figure_prefix("{model}", "grid_{kind}"),
-        methods=" ".join(PLAN.grid_methods),
+        methods=PLAN.grid_methods_arg,
         seed=PLAN.grid_seed,
         targets=PLAN.grid_targets_arg,
     resources:

@@ -32,7 +32,7 @@ from vitalstudy.fooling.circuit import Branch, FoolingCircuit, StripeScore, Unit
 from vitalstudy.fv.generate import _alpha_png, _to_png, image_generators
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.fv.registry import get_method
-from vitalstudy.fv.settings import method_config, method_section
+from vitalstudy.fv.settings import method_config, sectioned
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.io import read_json, save_png, sha256_file, write_json
 from vitalstudy.models.features import capture_outputs, capture_pre_activation, channel_means
@@ -117,8 +117,9 @@ def method_settings(config: dict, method: str, override: dict) -> dict:
     and checked by the schema as a run's are (an override naming part of a nested block gets its defaults)."""
     from vitalstudy.config import section_defaults
 
-    section = method_section(method)
-    generate = {**config["generate"], section: {**config["generate"][section], **override}}
+    generate = dict(config["generate"])
+    for section, values in sectioned(method, override).items():
+        generate[section] = {**generate.get(section, {}), **values}
     return method_config(section_defaults("generate", generate), method)
 
 

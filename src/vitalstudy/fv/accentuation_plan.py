@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 
 from vitalstudy.fv.registry import get_method
-from vitalstudy.fv.settings import job_settings
+from vitalstudy.fv.settings import job_settings, runs_kind
 from vitalstudy.data.classes import classes_for
 from vitalstudy.targets import accentuation_targets, parse_target
 
 
 def accentuation_methods(config: dict) -> list[str]:
-    """The configured methods that visualise accentuation targets."""
-    return [m for m in config["generate"]["methods"] if get_method(m).serves("accentuation")]
+    """The configured methods that run accentuation targets."""
+    return [m for m in config["generate"]["methods"] if runs_kind(config["generate"], m, "accentuation")]
 
 
 def accentuation_jobs(config: dict, models: list[str]) -> list[tuple[str, str, int, list[str]]]:

@@ -35,7 +35,7 @@ class MethodSpec:
     batchnorm_use: str = ""  # why it needs BatchNorm layers, when it does ("matches BatchNorm statistics")
     kinds_note: str = ""  # why it serves only `target_kinds`, said when another kind is asked of it
     asset: str = ""  # a run-wide input the workflow builds before its jobs ("maco_spectrum")
-    extends: str = ""  # a settings section read first, its own `section` overriding it (vital_accentuation: vital)
+    extends: str = ""  # a settings section read first, its own `section` overriding it (vital_lrp: vital)
 
     def __post_init__(self):
         if not self.section:
@@ -129,7 +129,7 @@ register(MethodSpec("vital", "vitalstudy.fv.vital:VitalMethod", display="VITAL",
                     palette_index=0, target_kinds=("class", "neuron", "concept"), reads_references=True))
 register(MethodSpec("vital_lrp", "vitalstudy.fv.vital:VitalMethod", display="VITAL (LRP)",
                     title="VITAL (LRP relevance)", marker="D", palette_index=4,
-                    target_kinds=("class", "neuron", "concept"), section="vital", reads_references=True,
+                    target_kinds=("class", "neuron", "concept"), extends="vital", reads_references=True,
                     needs_lrp=True))
 register(MethodSpec("maco", "vitalstudy.fv.maco:MacoMethod", display="MACO", title="MACO", marker="^",
                     palette_index=1, target_kinds=("class", "neuron"), asset="maco_spectrum"))

@@ -9,15 +9,21 @@ from vitalstudy.fv.registry import get_method
 SHARED_KEYS = ("batch_size", "checkpoint_every", "mixed_precision")  # read by every method's jobs
 
 
-def method_section(method: str) -> str:
-    """The `generate` section holding the method's settings (the registry's; vital_lrp reads `vital`)."""
-    return get_method(method).section
-
-
 def _sections(method: str) -> tuple[str, ...]:
     """The method's section, after the section it extends (vital_accentuation: `vital`, then its own)."""
     info = get_method(method)
     return (info.extends, info.section) if info.extends else (info.section,)
+
+
+def method_kinds(generate_config: dict, method: str) -> tuple[str, ...]:
+    """The target kinds `method` runs in this config: `generate.target_kinds.<method>` where the
+    config narrows them (checked by vitalstudy.config), else every kind it serves (fv.registry)."""
+    chosen = generate_config.get("target_kinds", {}).get(method)
+    return tuple(chosen) if chosen else get_method(method).target_kinds
+
+
+def runs_kind(generate_config: dict, method: str, kind: str) -> bool:
+    return kind in method_kinds(generate_config, method)
 
 
 def job_settings(generate_config: dict, method: str) -> dict:
@@ -35,9 +41,23 @@ def method_config(generate_config: dict, method: str) -> dict:
     return {**shared, **merged}
 
 
+def sectioned(method: str, settings: dict) -> dict[str, dict]:
+    """A method's `settings` sorted into the `generate` sections that hold them: a key its own
+    section declares goes there, any other to the section it extends (vital_lrp's `attribution` is
+    generate.vital's). Callers that take one flat dict of a method's settings pass it through this."""
+    from vitalstudy.config import schema
+
+    info = get_method(method)
+    own = schema()["properties"]["generate"]["properties"].get(info.section, {}).get("properties", {})
+    sections: dict[str, dict] = {info.section: {}}
+    for key, value in settings.items():
+        sections.setdefault(info.section if key in own or not info.extends else info.extends, {})[key] = value
+    return sections
+
+
 def default_method_config(method: str, **settings) -> dict:
     """A method's settings as its jobs get them, `settings` over the schema's defaults (for code that
     runs a method outside a validated run: tests, benchmarks)."""
     from vitalstudy.config import section_defaults
 
-    return method_config(section_defaults("generate", {method_section(method): settings}), method)
+    return method_config(section_defaults("generate", sectioned(method, settings)), method)

@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.registry import get_method
+from vitalstudy.fv.settings import runs_kind
 from vitalstudy.layout import FVLayout
 from vitalstudy.models.registry import ModelSpec
 
@@ -56,11 +57,12 @@ class FVImage:
 def planned_images(generate_cfg: dict, spec: ModelSpec, class_targets: list[str],
                    neuron_targets: list[str]) -> list[FVKey]:
     """Every FV stage 2 writes for this model: generate.methods x targets x generate.seeds, less the
-    (method, target kind) pairs the model cannot run (fv.registry)."""
+    (method, target kind) pairs the model cannot run (fv.registry) or the config does not
+    (generate.target_kinds)."""
     keys = []
     for method in generate_cfg["methods"]:
         for kind, targets in (("class", class_targets), ("neuron", neuron_targets)):
-            if get_method(method).not_applicable(spec, kind) is None:
+            if runs_kind(generate_cfg, method, kind) and get_method(method).not_applicable(spec, kind) is None:
                 keys += [FVKey(method, t, s) for t in targets for s in generate_cfg["seeds"]]
     return keys
 

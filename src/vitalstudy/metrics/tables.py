@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from vitalstudy.fv.registry import METHODS
+from vitalstudy.fv.settings import method_kinds, runs_kind
 from vitalstudy.io import atomic_path
 from vitalstudy.metrics.longformat import UNAVAILABLE
 from vitalstudy.models.registry import get_spec
@@ -139,7 +140,9 @@ def build_table(spec: TableSpec, rows: pd.DataFrame, paper: pd.DataFrame, config
         for method in _methods(spec, config, paper, paper_model):
             paper_setups = _paper_rows(paper, spec.number, paper_model, method) or [("", None)]
             reason = METHODS[method].not_applicable(get_spec(model), spec.kind) if method in METHODS else None
-            ran = method in config["generate"]["methods"] or method == "real"
+            configured = method in config["generate"]["methods"]
+            narrowed = configured and not runs_kind(config["generate"], method, spec.kind)
+            ran = (configured and not narrowed) or method == "real"
             for i, (setup, values) in enumerate(paper_setups):
                 notes: dict[str, list[str]] = {}
                 ours_here = ran and (i == 0 if spec.number != 5 else setup == f"rand{class_count}")
@@ -150,6 +153,9 @@ def build_table(spec: TableSpec, rows: pd.DataFrame, paper: pd.DataFrame, config
                     ours = {c.metric: _ours(rows, model, method, c.metric, notes) for c in spec.columns}
                 else:
                     ours = {c.metric: "not run" for c in spec.columns}
+                    if narrowed and i == 0:
+                        kinds = ", ".join(method_kinds(config["generate"], method))
+                        notes[f"not run: generate.target_kinds.{method} is [{kinds}]"] = []
                 lines.append(_line(spec, model_label, paper_model, method, setup, ours, values, notes))
     return pd.DataFrame(lines)
 

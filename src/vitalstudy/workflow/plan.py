@@ -21,13 +21,14 @@ from pathlib import Path
 from vitalstudy.data.classes import classes_for
 from vitalstudy.errors import VitalStudyError
 from vitalstudy.fv.registry import get_method
-from vitalstudy.fv.settings import job_settings
+from vitalstudy.fv.settings import job_settings, runs_kind
 from vitalstudy.layout import RunLayout, run_root
 from vitalstudy.models.registry import get_spec
 from vitalstudy.targets import class_targets, concept_targets, neuron_targets, parse_target
 
 METRIC_TABLES = (1, 2, 3, 5)
 METRIC_FILES = ("accuracy", "predictions", "clip", "fid", "cosy", "path_similarity", "tsne")
+GRID_KINDS = {"classes": "class", "neurons": "neuron"}  # figure_grid's {kind} -> the target kind it shows
 FIGURE_CATEGORY = "6. Figures"
 # Study figures per section type: one named after each Likert section, one per other type present.
 STUDY_FIGURES = {"likert_word": None, "likert_references": None, "free_label": "free_label", "two_afc": "two_afc",
@@ -142,7 +143,6 @@ class WorkflowPlan:
         self.circuit_jobs = self._circuit_jobs()
         grid_seed = config["figures"]["grid"]["seed"]
         self.grid_seed = config["generate"]["seeds"][0] if grid_seed is None else grid_seed
-        self.grid_methods = list(config["generate"]["methods"])
 
     # -- shared --------------------------------------------------------------------------------
 
@@ -281,7 +281,7 @@ class WorkflowPlan:
 
     def _generation_jobs(self) -> list[GenerationJob]:
         """Jobs for the configured methods, skipping the (model, method) pairs the method cannot
-        serve (with a note); a method's targets are the kinds it serves (fv.registry)."""
+        serve (with a note); a method's targets are the kinds it runs (fv.settings.method_kinds)."""
         gen = self.config["generate"]
         jobs = []
         for model in self.models:
@@ -291,7 +291,7 @@ class WorkflowPlan:
                 if reason:
                     _note(f"{method} skipped for {model}: {reason}")
                     continue
-                targets = [t for kind, of_kind in self.targets_by_kind(model).items() if info.serves(kind)
+                targets = [t for kind, of_kind in self.targets_by_kind(model).items() if runs_kind(gen, method, kind)
                            for t in of_kind]
                 size = gen["targets_per_job"]
                 for seed in gen["seeds"]:
@@ -302,7 +302,7 @@ class WorkflowPlan:
         return jobs
 
     def _circuit_jobs(self) -> list[CircuitJob]:
-        """One job per (model, method serving inner neurons, seed, circuit), on models with faithful LRP."""
+        """One job per (model, method running inner neurons, seed, circuit), on models with faithful LRP."""
         circuits, gen = self.config["targets"]["circuits"], self.config["generate"]
         jobs = []
         for model in self.models:
@@ -312,7 +312,7 @@ class WorkflowPlan:
                     _note(f"circuits skipped for {model}: {relevance.reason}")
                 continue
             jobs += [CircuitJob(model, m, s, w, str(self.layout.fv.circuit_record(model, m, s, w)))
-                     for m in gen["methods"] if get_method(m).serves("neuron") for s in gen["seeds"] for w in circuits]
+                     for m in gen["methods"] if runs_kind(gen, m, "neuron") for s in gen["seeds"] for w in circuits]
         return jobs
 
     def job_targets(self, wildcards) -> list[str]:
@@ -536,6 +536,14 @@ class WorkflowPlan:
                 "answer_key": str(self.layout.study.answer_key("{study}")),
                 "responses": str(self.layout.responses.file("{study}", "responses.csv"))}
 
+    def grid_methods(self, kind: str) -> list[str]:
+        """The grid's rows: the configured methods that run its kind of target ("classes", "neurons")."""
+        gen = self.config["generate"]
+        return [m for m in gen["methods"] if runs_kind(gen, m, GRID_KINDS[kind])]
+
+    def grid_methods_arg(self, wildcards) -> str:
+        return " ".join(self.grid_methods(wildcards.kind))
+
     def grid_targets(self, model: str, kind: str) -> list[str]:
         return class_targets(self.config, model) if kind == "classes" else neuron_targets(self.config, model)
 
@@ -544,9 +552,9 @@ class WorkflowPlan:
 
     def grid_images(self, wildcards) -> list[str]:
         """Generation job records of every image the grid shows (so the grid waits for them). A
-        (method, target) no job plans (DeepInversion on an inner neuron or a ViT) is an empty cell."""
+        (method, target) no job plans (DeepInversion on a ViT) is an empty cell."""
         model = wildcards.model
-        fvs = [(model, m, t, self.grid_seed) for m in self.grid_methods
+        fvs = [(model, m, t, self.grid_seed) for m in self.grid_methods(wildcards.kind)
                for t in self.grid_targets(model, wildcards.kind) if (model, m, self.grid_seed, t) in self._writer]
         return self.fv_records(fvs, f"figure grid_{wildcards.kind}")
 
