@@ -28,26 +28,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from scoring import contact_sheet, natural_features, sample_classes, score
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.data.sources import build_index
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
 from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.settings import default_method_config
-from vitalstudy.metrics.accuracy import topk_hits
-from vitalstudy.metrics.fid import frechet_distance, mmd2_unbiased
-from vitalstudy.metrics.forward import forward_fvs, forward_paths
-from vitalstudy.metrics.stats import bootstrap_ci
 from vitalstudy.models import get_spec, load_model
 from vitalstudy.models.preprocessing import denormalize
 from vitalstudy.targets import parse_target
 from vitalstudy.seeding import derive_seed, torch_generator
 
-SAMPLE_CLASSES = ["n01440764", "n01530575", "n01644373", "n01742172", "n01770393", "n01843383", "n01910747",
-                  "n02085620", "n02123159", "n02280649", "n02504458", "n02690373", "n02814533", "n03028079",
-                  "n03417042", "n03773504", "n04037443", "n04254680", "n07747607", "n07920052"]
 MODEL, HELD_OUT = "efficientnet_lite0", "efficientnet_lite2"
+PAIRS = ("maco", "fourier", "fourier_lucid")
 
 
 def _pixels_to_pil(pixels: torch.Tensor) -> Image.Image:
@@ -122,17 +117,6 @@ def run_lucent(wnids: list[str], model, passes: int, seed: int):
     return images, seconds
 
 
-def contact_sheet(columns: dict[str, list[Image.Image]], wnids: list[str], tile: int = 112) -> Image.Image:
-    header = 16
-    sheet = Image.new("RGB", (tile * len(columns), header + tile * len(wnids)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for c, (name, images) in enumerate(columns.items()):
-        draw.text((c * tile + 3, 2), name, fill="black")
-        for r, image in enumerate(images):
-            sheet.paste(image.resize((tile, tile)), (c * tile, header + r * tile))
-    return sheet
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=8, help="the first N of the sample config's 20 classes")
@@ -144,12 +128,14 @@ def main() -> int:
     parser.add_argument("--spectrum-images", type=int, default=200)
     parser.add_argument("--natural-images", type=int, default=250, help="a seeded sample of them for FID/KID")
     parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--pairs", nargs="+", choices=PAIRS, default=list(PAIRS),
+                        help="which (ours, peer) pairs to run, each ours then its peer")
     parser.add_argument("--out", default="results/peers")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    wnids = SAMPLE_CLASSES[: args.classes]
+    wnids = sample_classes()[: args.classes]
     model, judge = load_model(MODEL), load_model(HELD_OUT)
     index, _ = build_index({"source": "folder", "path": args.images}, seed=args.seed)
     magnitude, _, _ = natural_spectrum(index, get_spec(MODEL).input_size, args.spectrum_images, args.seed)
@@ -159,15 +145,17 @@ def main() -> int:
 
     budget = {"steps": args.steps, "lr": 1.0, "optimizer": "nadam", "views_per_step": args.crops}
     passes = args.steps * args.crops
-    runs = {
-        "maco (ours)": lambda: run_ours("maco", budget, wnids, model, out, args.seed),
-        "maco (Horama)": lambda: run_horama("maco", wnids, model, magnitude, args.steps, args.crops, args.seed),
-        "fourier (ours)": lambda: run_ours("fourier", budget, wnids, model, out, args.seed),
-        "fourier (Horama)": lambda: run_horama("fourier", wnids, model, magnitude, args.steps, args.crops, args.seed),
-        "fourier_lucid (ours)": lambda: run_ours("fourier_lucid", {"steps": passes, "lr": 0.05}, wnids, model, out,
-                                                 args.seed),
-        "fourier_lucid (Lucent)": lambda: run_lucent(wnids, model, passes, args.seed),
+    pairs = {
+        "maco": {"maco (ours)": lambda: run_ours("maco", budget, wnids, model, out, args.seed),
+                 "maco (Horama)": lambda: run_horama("maco", wnids, model, magnitude, args.steps, args.crops, args.seed)},
+        "fourier": {"fourier (ours)": lambda: run_ours("fourier", budget, wnids, model, out, args.seed),
+                    "fourier (Horama)": lambda: run_horama("fourier", wnids, model, magnitude, args.steps, args.crops,
+                                                           args.seed)},
+        "fourier_lucid": {"fourier_lucid (ours)": lambda: run_ours("fourier_lucid", {"steps": passes, "lr": 0.05},
+                                                                   wnids, model, out, args.seed),
+                          "fourier_lucid (Lucent)": lambda: run_lucent(wnids, model, passes, args.seed)},
     }
+    runs = {name: run for pair in args.pairs for name, run in pairs[pair].items()}
     images, seconds = {}, {}
     for name, run in runs.items():
         try:
@@ -178,27 +166,11 @@ def main() -> int:
             continue
         print(f"{name}: {seconds[name]:.1f} s", flush=True)
 
-    classes = imagenet_classes()
-    truth = np.array([classes.index(w) for w in wnids])
-    natural = index.sample(min(args.natural_images, len(index)), random_state=args.seed).sort_values("image_id")
-    real = forward_paths(model, get_spec(MODEL), list(natural["path"]), torch.device("cpu"), 32).penultimate
+    nets = {"lite2": (judge, HELD_OUT), "lite0": (model, MODEL)}
+    real = natural_features(model, MODEL, index, args.natural_images, args.seed)
     rows = []
     for name, pics in images.items():
-        row = {"method": name, "images": len(pics)}
-        for label, net in (("lite2", (judge, HELD_OUT)), ("lite0", (model, MODEL))):
-            outputs = forward_fvs(net[0], get_spec(net[1]), pics, torch.device("cpu"), 16)
-            for k in (1, 5):
-                hits = topk_hits(outputs.logits, truth, k).astype(float)
-                ci = bootstrap_ci(np.mean, (hits,), args.bootstrap, 0.95, args.seed, "peers", label, k, name)
-                row[f"{label}_top{k}"] = [round(100 * hits.mean(), 1), round(100 * ci[0], 1), round(100 * ci[1], 1)]
-            if label == "lite0":
-                feats = outputs.penultimate
-        fid_ci = bootstrap_ci(frechet_distance, (feats, real), args.bootstrap, 0.95, args.seed, "peers-fid", name,
-                              recenter=True)
-        kid_ci = bootstrap_ci(mmd2_unbiased, (feats, real), args.bootstrap, 0.95, args.seed, "peers-kid", name,
-                              recenter=True)
-        row["fid"] = [round(frechet_distance(feats, real), 2), round(max(fid_ci[0], 0), 2), round(fid_ci[1], 2)]
-        row["kid"] = [round(mmd2_unbiased(feats, real), 4), round(kid_ci[0], 4), round(kid_ci[1], 4)]
+        row = score(name, pics, wnids, nets, real, args.bootstrap, args.seed)
         row["seconds"] = round(seconds[name], 1)
         steps = passes if "lucid" in name else args.steps
         row["image_steps_per_s"] = round(len(pics) * steps / seconds[name], 2)
@@ -210,7 +182,7 @@ def main() -> int:
             continue
         a, b = next(r for r in rows if r["method"] == ours), next(r for r in rows if r["method"] == peer)
         a["speed_vs_peer"] = round(a["image_steps_per_s"] / b["image_steps_per_s"], 2)
-    contact_sheet(images, wnids).save(out / "contact_sheet.png")
+    contact_sheet(images, len(wnids)).save(out / "contact_sheet.png")
     (out / "peers.json").write_text(json.dumps({"classes": wnids, "steps": args.steps, "crops": args.crops,
                                                 "natural_images": len(real), "rows": rows}, indent=1))
     print(f"{len(wnids)} classes, {args.steps} steps x {args.crops} crops ({passes} passes per image); "

@@ -1,0 +1,110 @@
+"""VITAL's class-layer weights on EfficientNet-Lite0, chosen by measurement (the analogue of the
+paper's App. C.1 ablation for ResNet50): each weight setting runs the same classes, seed and budget,
+and is judged by held-out (EfficientNet-Lite2) accuracy and by FID on Lite0 features against the
+same natural images. Also printed: each hooked layer's sort-matching loss of the final images
+(unweighted), i.e. what a weight buys at that layer and what it costs at the others.
+
+The references are a run's stage-1 selections (`01_references/<model>/<wnid>.json`), e.g. of the
+sample config: `snakemake --profile workflow/profiles/default --configfile config/sample.yaml
+--config run=sample -- results/sample/01_references/efficientnet_lite0/_jobs/b000.json`.
+
+    python benchmarks/layer_weights.py --references results/sample/01_references/efficientnet_lite0 \
+        --classes 8 --steps 300 --out results/layer_weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+import vitalstudy
+from scoring import SAMPLE_CONFIG, contact_sheet, natural_features, sample_classes, score
+from vitalstudy.data.sources import build_index
+from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype, sort_match_loss
+from vitalstudy.fv.vital import reference_batch
+from vitalstudy.io import read_json
+from vitalstudy.models import get_spec, load_model
+from vitalstudy.models.features import capture_outputs
+
+MODEL, HELD_OUT = "efficientnet_lite0", "efficientnet_lite2"
+# Multipliers of the registry's weights, per hooked class layer in the registry's order
+# (Lite0: stem.0, blocks.2, blocks.4, blocks.10, blocks.15). The registry's uniform weights are
+# ResNet50's choice in the paper; x100 on the last layer is DenseNet121's, x10 on the first ConvNeXt's.
+SETTINGS = {"uniform": (1, 1, 1, 1, 1), "last x10": (1, 1, 1, 1, 10), "last x100": (1, 1, 1, 1, 100),
+            "first x10": (10, 1, 1, 1, 1), "no stem": (0, 1, 1, 1, 1)}
+
+
+def layer_losses(model, spec, image, references: list[dict]) -> dict[str, float]:
+    """The final image's unweighted sort-matching loss at each hooked class layer, against the
+    prototype of its class's references (as VITAL's objective computes it, without jitter)."""
+    names = spec.class_layer_names
+    with torch.no_grad(), capture_outputs(model, names) as acts:
+        model(reference_batch(spec, references))
+        prototypes = {n: prototype(as_channels_by_positions(acts[n])) for n in names}
+        model(spec.preprocess(image)[None])
+        return {n: float(sort_match_loss(as_channels_by_positions(acts[n]), prototypes[n][None])) for n in names}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--references", required=True, help="a run's 01_references/<model>/ folder")
+    parser.add_argument("--classes", type=int, default=8, help="the first N of the sample config's 20 classes")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", default=os.environ.get("VITALSTUDY_SAMPLE_DIR", "../shared/data/imagenet-sample"),
+                        help="natural images of FID/KID")
+    parser.add_argument("--natural-images", type=int, default=250)
+    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--out", default="results/layer_weights")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    wnids = sample_classes()[: args.classes]
+    reference_files = {w: Path(args.references) / f"{w}.json" for w in wnids}
+    missing = [str(p) for p in reference_files.values() if not p.is_file()]
+    if missing:
+        raise SystemExit(f"layer_weights: no stage-1 references at {', '.join(missing)} (see this script's docstring)")
+    references = {w: read_json(p)["references"] for w, p in reference_files.items()}
+    spec, model, judge = get_spec(MODEL), load_model(MODEL), load_model(HELD_OUT)
+    vital_settings = yaml.safe_load(SAMPLE_CONFIG.read_text())["generate"]["vital"]  # the sample's warm-up
+    vital_settings.pop("steps", None)
+    base = {layer.name: layer.weight for layer in spec.class_layers}
+    index, _ = build_index({"source": "folder", "path": args.images}, seed=args.seed)
+    real = natural_features(model, MODEL, index, args.natural_images, args.seed)
+    nets = {"lite2": (judge, HELD_OUT), "lite0": (model, MODEL)}
+
+    rows, images = [], {}
+    for name in args.settings:
+        weights = {layer: w * m for (layer, w), m in zip(base.items(), SETTINGS[name])}
+        start = time.perf_counter()
+        fvs = vitalstudy.visualize(MODEL, wnids, "vital", references=reference_files, steps=args.steps, seed=args.seed,
+                                   settings={**vital_settings, "layer_weights": {MODEL: weights}},
+                                   work_dir=out / "work")
+        seconds = time.perf_counter() - start
+        images[name] = [fv.image for fv in fvs]
+        row = score(name, images[name], wnids, nets, real, args.bootstrap, args.seed)
+        losses = [layer_losses(model, spec, fv.image, references[w]) for fv, w in zip(fvs, wnids)]
+        row["weights"] = weights
+        row["layer_loss"] = {n: round(sum(l[n] for l in losses) / len(losses), 4) for n in base}
+        row["seconds"] = round(seconds, 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    contact_sheet(images, len(wnids)).save(out / "contact_sheet.png")
+    (out / "layer_weights.json").write_text(json.dumps({"classes": wnids, "steps": args.steps, "seed": args.seed,
+                                                        "natural_images": len(real), "rows": rows}, indent=1))
+    print(f"{len(wnids)} classes, {args.steps} steps, seed {args.seed}; FID/KID on Lite0 penultimate features vs "
+          f"{len(real)} natural images; [estimate, 95 % CI low, high]; contact sheet: {out / 'contact_sheet.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
