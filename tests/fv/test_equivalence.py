@@ -338,24 +338,27 @@ def test_vital_inner_neuron_objective_equals_the_authors_weighting(tmp_path, lit
         path = tmp_path / f"ref{i}.png"
         Image.fromarray(rng.integers(0, 255, (240, 240, 3), dtype=np.uint8)).save(path)
         refs.append({"image_id": f"r{i}", "path": str(path), "sha256": str(i), "view": original_view()})
-    target = parse_target("head_c12")
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), capture_outputs(lite0, ["head"]) as head:
+        lite0(x)
+    channel = int(head["head"][0].amax(dim=(1, 2)).argmax())  # a channel alive on x (head_c12 is dead on it)
+    target = parse_target(f"head_c{channel}")
     method = VitalMethod("vital_lrp", spec, lite0, default_method_config("vital_lrp", jitter=0, steps=1, lr=1.0), tmp_path, CPU)
     plan = method.plan([target], {target.id: refs})
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     loss, grad = _grad(plan.objective, x)
 
     layers = spec.neuron_layers
     names = [l.name for l in layers]
     relevance = RelevanceMaps(spec, lite0)
     real = reference_batch(spec, refs)
-    attention_real = relevance(real, names, Start("channel", "head", (12,) * 3))
+    attention_real = relevance(real, names, Start("channel", "head", (channel,) * 3))
     with torch.no_grad(), capture_outputs(lite0, names) as real_out:
         lite0(real)
     importance = {n: _authors_minmax(attention_real[n].amax((2, 3)), 1) for n in names}  # (R, C) per reference
     target_features = {n: _authors_minmax(attention_real[n], (2, 3)) * real_out[n] for n in names}
 
     def authors(x):
-        attention_syn = relevance(x, names, Start("channel", "head", (12,)))
+        attention_syn = relevance(x, names, Start("channel", "head", (channel,)))
         with capture_outputs(lite0, names) as syn_out:
             lite0(x)
         total = 0
@@ -366,6 +369,7 @@ def test_vital_inner_neuron_objective_equals_the_authors_weighting(tmp_path, lit
         return total.view(1)
 
     reference_loss, reference_grad = _grad(authors, x)
+    assert reference_grad.abs().max() > 0  # the channel is alive on x: a gradient to compare
     assert loss.item() == pytest.approx(reference_loss.item(), rel=1e-4)
     assert torch.allclose(grad, reference_grad, atol=1e-4 * reference_grad.abs().max())
 

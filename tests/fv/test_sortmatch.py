@@ -47,3 +47,29 @@ def test_batch_items_are_independent():
 def test_layouts():
     assert as_channels_by_positions(torch.zeros(2, 8, 4, 5)).shape == (2, 8, 20)
     assert as_channels_by_positions(torch.zeros(2, 197, 1024)).shape == (2, 1024, 197)  # ViT tokens
+
+
+def test_vital_names_the_images_whose_target_has_no_relevance_on_them():
+    """A target inactive on the synthetic image has all-zero relevance weights, so relevance-weighted
+    sort-matching gives that image no gradient (as in the authors' code); the objective counts those
+    steps per image, and only those."""
+    from vitalstudy.fv.vital import VitalObjective
+    from vitalstudy.models.registry import HookedLayer
+
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1))
+    prototypes = {"0": torch.randn(2, 4, 64, generator=g)}
+
+    def relevance(x, names, start):  # image 0: its target dead (zero relevance); image 1: alive
+        maps = torch.rand(x.shape[0], 4, 8, 8, generator=torch.Generator().manual_seed(1))
+        maps[0] = 0
+        return {"0": maps}
+
+    objective = VitalObjective(model, [HookedLayer("0", 1.0)], prototypes, relevance, start=None)
+    assert objective.diagnostics() is None  # nothing counted before a step
+    for _ in range(3):
+        x = torch.randn(2, 3, 8, 8, generator=g, requires_grad=True)
+        grad, = torch.autograd.grad(objective(x).sum(), x)
+        assert grad[0].abs().max() == 0 and grad[1].abs().max() > 0
+    assert objective.diagnostics() == [{"zero_relevance_steps": 3, "steps": 3}, {"zero_relevance_steps": 0, "steps": 3}]
+    assert VitalObjective(model, [HookedLayer("0", 1.0)], prototypes).diagnostics() is None  # plain VITAL

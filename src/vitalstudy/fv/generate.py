@@ -231,9 +231,14 @@ def generate_batch(spec, method, batch: list[Target], references, fingerprints, 
     with autocast, progress(total=plan.settings.steps, desc=f"  {name} ({len(batch)} targets): steps", unit="step",
                             leave=False) as steps:
         result = plan.optimise(spec.normalize, generators, device, checkpoint, bar=steps)
+    diagnostics = getattr(plan.objective, "diagnostics", lambda: None)()
     out = []
     for t, target in enumerate(batch):
         i = t * per  # a target's first image
+        if diagnostics and diagnostics[i]["zero_relevance_steps"]:
+            log(f"warning: {method.name} {target.id}: its relevance weights on the synthetic image were zero in "
+                f"{diagnostics[i]['zero_relevance_steps']} of {diagnostics[i]['steps']} steps (the target inactive "
+                f"on it), so sort-matching gave it no gradient then; only the TV/l2 prior moved the image")
         out.append(Visualization(target.id, _to_png(result.images[i]), _alpha_png(result.alpha[i]), {
             "model": spec.name, "method": method.name, "target": target.as_dict(), "seed": seed,
             "resolution": plan.resolution, "hyperparameters": plan.hyperparameters,
@@ -246,6 +251,7 @@ def generate_batch(spec, method, batch: list[Target], references, fingerprints, 
                         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                         "mixed_precision": bool(mixed_precision and device.type == "cuda")},
             "final_loss": result.losses[-1][i] if result.losses else None,
+            **({"diagnostics": diagnostics[i]} if diagnostics else {}),
             "loss_trace": [round(step[i], 6) for step in result.losses[:: max(1, len(result.losses) // 50)]],
             "references": [{"image_id": r["image_id"], "sha256": r["sha256"], "view": r["view"]} for r in references[target.id]],
             "versions": {**package_versions(), **code_version(), "method_code": method_code_version(type(method))},

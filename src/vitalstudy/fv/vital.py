@@ -43,18 +43,28 @@ def reference_batch(spec: ModelSpec, references: list[dict]) -> torch.Tensor:
 
 
 class VitalObjective:
-    """Weighted sort-matching over the hooked layers, one prototype per batch item."""
+    """Weighted sort-matching over the hooked layers, one prototype per batch item.
+
+    With relevance, an image whose target has no relevance at all (its channel is inactive on the
+    synthetic image, e.g. a dead ReLU on the noise start) gets no sort-matching gradient, in the
+    authors' code as here; `diagnostics` counts those steps per image so the sidecar and the log
+    say so instead of leaving a flat loss trace to be found."""
 
     def __init__(self, model, layers: list[HookedLayer], prototypes: dict[str, torch.Tensor],
                  relevance: RelevanceMaps | None = None, start: Start | None = None,
                  importance: dict[str, torch.Tensor] | None = None, importance_on: str = "error"):
         self.model, self.layers, self.prototypes = model, layers, prototypes
         self.relevance, self.start, self.importance, self.importance_on = relevance, start, importance, importance_on
+        self.calls, self.zero_relevance = 0, None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         names = [layer.name for layer in self.layers]
         on_features = self.importance if self.importance_on == "features" else None
         weights = relevance_weights(self.relevance, x, names, self.start, on_features) if self.relevance else None
+        if weights is not None:
+            alive = torch.stack([w.flatten(1).amax(dim=1) > 0 for w in weights.values()]).any(dim=0).cpu()
+            self.zero_relevance = (~alive).long() + (0 if self.zero_relevance is None else self.zero_relevance)
+            self.calls += 1
         with capture_outputs(self.model, names) as acts:
             self.model(x)
         total = torch.zeros(x.shape[0], device=x.device)
@@ -64,6 +74,13 @@ class VitalObjective:
             total = total + layer.weight * sort_match_loss(as_channels_by_positions(features),
                                                            self.prototypes[layer.name], on_error)
         return total
+
+
+    def diagnostics(self) -> list[dict] | None:
+        """Per image: steps (of this run) in which its target had no relevance on it; None without relevance."""
+        if self.zero_relevance is None:
+            return None
+        return [{"zero_relevance_steps": int(n), "steps": self.calls} for n in self.zero_relevance]
 
 
 def relevance_weights(relevance: RelevanceMaps, x: torch.Tensor, names: list[str], start: Start,
