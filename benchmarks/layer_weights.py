@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 import yaml
 
 import vitalstudy
-from scoring import SAMPLE_CONFIG, contact_sheet, natural_features, sample_classes, score
+from scoring import SAMPLE_CONFIG, add_common_arguments, contact_sheet, natural_features, prepare, score
 from vitalstudy.data.sources import build_index
 from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype, sort_match_loss
 from vitalstudy.fv.vital import reference_batch
@@ -55,20 +54,11 @@ def layer_losses(model, spec, image, references: list[dict]) -> dict[str, float]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--references", required=True, help="a run's 01_references/<model>/ folder")
-    parser.add_argument("--classes", type=int, default=8, help="the first N of the sample config's 20 classes")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--images", default=os.environ.get("VITALSTUDY_SAMPLE_DIR", "../shared/data/imagenet-sample"),
-                        help="natural images of FID/KID")
-    parser.add_argument("--natural-images", type=int, default=250)
-    parser.add_argument("--bootstrap", type=int, default=200)
-    parser.add_argument("--out", default="results/layer_weights")
+    add_common_arguments(parser, "results/layer_weights")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    wnids = sample_classes()[: args.classes]
+    out, wnids = prepare(args)
     reference_files = {w: Path(args.references) / f"{w}.json" for w in wnids}
     missing = [str(p) for p in reference_files.values() if not p.is_file()]
     if missing:

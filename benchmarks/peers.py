@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from scoring import contact_sheet, natural_features, sample_classes, score
+from scoring import add_common_arguments, contact_sheet, natural_features, prepare, score
 from vitalstudy.data.classes import imagenet_classes
 from vitalstudy.data.sources import build_index
 from vitalstudy.fv.maco import natural_spectrum, spectrum_path
@@ -119,23 +119,16 @@ def run_lucent(wnids: list[str], model, passes: int, seed: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--classes", type=int, default=8, help="the first N of the sample config's 20 classes")
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--crops", type=int, default=4, help="crops per step (Horama default 6)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--images", default=os.environ.get("VITALSTUDY_SAMPLE_DIR", "../shared/data/imagenet-sample"),
-                        help="natural images: the spectrum and the FID/KID reference set")
     parser.add_argument("--spectrum-images", type=int, default=200)
-    parser.add_argument("--natural-images", type=int, default=250, help="a seeded sample of them for FID/KID")
-    parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--pairs", nargs="+", choices=PAIRS, default=list(PAIRS),
                         help="which (ours, peer) pairs to run, each ours then its peer")
-    parser.add_argument("--out", default="results/peers")
+    add_common_arguments(parser, "results/peers")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    wnids = sample_classes()[: args.classes]
+    if args.crops < 2 and {"maco", "fourier"} & set(args.pairs):
+        parser.error("--crops must be at least 2 for the Horama pairs (Horama 0.3's crop step fails on 1 crop)")
+    out, wnids = prepare(args)
     model, judge = load_model(MODEL), load_model(HELD_OUT)
     index, _ = build_index({"source": "folder", "path": args.images}, seed=args.seed)
     magnitude, _, _ = natural_spectrum(index, get_spec(MODEL).input_size, args.spectrum_images, args.seed)

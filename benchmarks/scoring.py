@@ -4,6 +4,8 @@ the same natural images (the metrics stage's functions; imported by peers.py and
 
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,25 @@ SAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "config" / "sample.yaml"
 def sample_classes() -> list[str]:
     """The sample config's classes, in its order (the benchmarks take the first N)."""
     return yaml.safe_load(SAMPLE_CONFIG.read_text())["targets"]["classes"]
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, out: str) -> None:
+    """The options the benchmarks share: which sample classes, the seed, the natural images and CIs."""
+    parser.add_argument("--classes", type=int, default=8, help="the first N of the sample config's 20 classes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", default=os.environ.get("VITALSTUDY_SAMPLE_DIR", "../shared/data/imagenet-sample"),
+                        help="natural images: the FID/KID reference set (and MACO's spectrum in peers.py)")
+    parser.add_argument("--natural-images", type=int, default=250, help="a seeded sample of them for FID/KID")
+    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--out", default=out)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Path, list[str]]:
+    """All cores to torch, the output folder made; returns it and the classes the run visualises."""
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out, sample_classes()[: args.classes]
 
 
 def natural_features(model, model_name: str, index, count: int, seed: int) -> np.ndarray:
