@@ -72,7 +72,7 @@ def test_non_png_and_broken_json_are_rejected(tmp_path):
 
 
 def test_planned_images_skip_methods_a_model_cannot_run(metrics_config):
-    generate = {"methods": ["vital_lrp", "deepinversion"], "seeds": [0, 1]}
+    generate = {"methods": ["vital_lrp", "deepinversion"], "seeds": [0, 1], "target_kinds": {}}
     lite = planned_images(generate, get_spec(MODEL), ["n07920052"], ["head_c12"])
     assert {(k.method, k.target) for k in lite} == {("vital_lrp", "n07920052"), ("vital_lrp", "head_c12"),
                                                     ("deepinversion", "n07920052")}

@@ -88,7 +88,7 @@ def test_natural_images_as_fvs_are_recognised(imagenet_sample, metrics_config, t
                           (crop.width + side) // 2, (crop.height + side) // 2)).resize((224, 224))
         write_fv(fv_root, MODEL, "vital", row.wnid, 0, crop)
     config = metrics_config | {"targets": {"classes": list(chosen["wnid"]), "neurons": []},
-                               "generate": {"methods": ["vital"], "seeds": [0]}}
+                               "generate": {"methods": ["vital"], "seeds": [0], "target_kinds": {}}}
     index_path = tmp_path / "images.csv"
     index.to_csv(index_path, index=False)
     rows, _ = jobs.accuracy_job(jobs.Context(config, MODEL, str(index_path), str(fv_root)))

@@ -47,7 +47,8 @@ def _rows():
 
 
 def test_table1_puts_paper_values_beside_ours(paper, metrics_config):
-    config = metrics_config | {"generate": {"methods": ["vital", "maco", "deepinversion"], "seeds": [0]}}
+    config = metrics_config | {"generate": {"methods": ["vital", "maco", "deepinversion"], "seeds": [0],
+                                            "target_kinds": {}}}
     frame = tables.build_table(tables.table_specs(MODEL)[0], _rows(), paper, config)
     vital = frame[frame["method"] == "VITAL"].iloc[0]
     assert vital["model"] == f"{MODEL} (paper: resnet50)"
@@ -63,7 +64,7 @@ def test_table1_puts_paper_values_beside_ours(paper, metrics_config):
 
 def test_not_applicable_and_not_run_cells(paper, metrics_config):
     config = metrics_config | {"models": {"targets": ["vit_l_16"], "held_out": None}}
-    config["generate"] = {"methods": ["vital", "deepinversion"], "seeds": [0]}
+    config["generate"] = {"methods": ["vital", "deepinversion"], "seeds": [0], "target_kinds": {}}
     frame = tables.build_table(tables.table_specs("resnet50")[1], pd.DataFrame(columns=_rows().columns), paper, config)
     deepinv = frame[frame["method"] == "DeepInversion"].iloc[0]
     assert deepinv["Acc. top-1 % (ours)"] == "n/a" and "BatchNorm" in deepinv["notes"]

@@ -18,7 +18,7 @@ def _sections(method: str) -> tuple[str, ...]:
 def method_kinds(generate_config: dict, method: str) -> tuple[str, ...]:
     """The target kinds `method` runs in this config: `generate.target_kinds.<method>` where the
     config narrows them (checked by vitalstudy.config), else every kind it serves (fv.registry)."""
-    chosen = generate_config.get("target_kinds", {}).get(method)
+    chosen = generate_config["target_kinds"].get(method)
     return tuple(chosen) if chosen else get_method(method).target_kinds
 
 
