@@ -171,11 +171,10 @@ def _check_target_kinds(generate: dict) -> None:
         key = f"generate.target_kinds.{method}"
         if method not in METHODS:
             raise ConfigError(f"{key}: unknown method {method!r}; known: {', '.join(METHODS)}")
-        info = METHODS[method]
         for i, kind in enumerate(kinds):
-            if not info.serves(kind):
-                why = info.kinds_note or f"visualises {', '.join(info.target_kinds)} targets only"
-                raise ConfigError(f"{key}[{i}]: {method} cannot run {kind} targets ({info.title} {why})")
+            refusal = METHODS[method].kind_refusal(kind)
+            if refusal:
+                raise ConfigError(f"{key}[{i}]: {method} cannot run {kind} targets ({refusal})")
 
 
 def _check_class_targets(config: dict, check_paths: bool) -> None:

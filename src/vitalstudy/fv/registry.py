@@ -68,13 +68,15 @@ class MethodSpec:
             return f"no faithful LRP relevance for {model_spec.name}: {model_spec.relevance.reason}"
         return None
 
+    def kind_refusal(self, kind: str) -> str | None:
+        """Why this method cannot visualise `kind` targets on any model, or None."""
+        if self.serves(kind):
+            return None
+        return f"{self.title} {self.kinds_note}" if self.kinds_note else f"{self.title} does not visualise {kind} targets"
+
     def not_applicable(self, model_spec, kind: str) -> str | None:
         """Why this method cannot visualise a `kind` target of the model, or None."""
-        reason = self.unavailable_on(model_spec)
-        if reason is None and not self.serves(kind):
-            reason = f"{self.title} {self.kinds_note}" if self.kinds_note else \
-                f"{self.title} does not visualise {kind} targets"
-        return reason
+        return self.unavailable_on(model_spec) or self.kind_refusal(kind)
 
 
 METHODS: dict[str, MethodSpec] = {}  # registration order = the paper's order in figures and tables
