@@ -55,15 +55,16 @@ class VitalObjective:
                  importance: dict[str, torch.Tensor] | None = None, importance_on: str = "error"):
         self.model, self.layers, self.prototypes = model, layers, prototypes
         self.relevance, self.start, self.importance, self.importance_on = relevance, start, importance, importance_on
-        self.calls, self.zero_relevance = 0, None
+        self.calls, self.zero_relevance = 0, None  # steps seen; per image, steps with no relevance (on device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         names = [layer.name for layer in self.layers]
         on_features = self.importance if self.importance_on == "features" else None
         weights = relevance_weights(self.relevance, x, names, self.start, on_features) if self.relevance else None
-        if weights is not None:
-            alive = torch.stack([w.flatten(1).amax(dim=1) > 0 for w in weights.values()]).any(dim=0).cpu()
-            self.zero_relevance = (~alive).long() + (0 if self.zero_relevance is None else self.zero_relevance)
+        if weights is not None:  # counted where the weights live: no device sync per step
+            alive = torch.stack([w.flatten(1).amax(dim=1) > 0 for w in weights.values()]).any(dim=0)
+            dead = (~alive).long()
+            self.zero_relevance = dead if self.zero_relevance is None else self.zero_relevance + dead
             self.calls += 1
         with capture_outputs(self.model, names) as acts:
             self.model(x)
@@ -75,12 +76,11 @@ class VitalObjective:
                                                            self.prototypes[layer.name], on_error)
         return total
 
-
     def diagnostics(self) -> list[dict] | None:
         """Per image: steps (of this run) in which its target had no relevance on it; None without relevance."""
         if self.zero_relevance is None:
             return None
-        return [{"zero_relevance_steps": int(n), "steps": self.calls} for n in self.zero_relevance]
+        return [{"zero_relevance_steps": int(n), "steps": self.calls} for n in self.zero_relevance.tolist()]
 
 
 def relevance_weights(relevance: RelevanceMaps, x: torch.Tensor, names: list[str], start: Start,
