@@ -40,15 +40,19 @@ SETTINGS = {"uniform": (1, 1, 1, 1, 1), "last x10": (1, 1, 1, 1, 10), "last x100
             "first x10": (10, 1, 1, 1, 1), "no stem": (0, 1, 1, 1, 1)}
 
 
-def layer_losses(model, spec, image, references: list[dict]) -> dict[str, float]:
-    """The final image's unweighted sort-matching loss at each hooked class layer, against the
-    prototype of its class's references (as VITAL's objective computes it, without jitter)."""
-    names = spec.class_layer_names
-    with torch.no_grad(), capture_outputs(model, names) as acts:
+def class_prototypes(model, spec, references: list[dict]) -> dict[str, torch.Tensor]:
+    """A class's prototype quantiles at each hooked class layer (computed once, shared by every setting)."""
+    with torch.no_grad(), capture_outputs(model, spec.class_layer_names) as acts:
         model(reference_batch(spec, references))
-        prototypes = {n: prototype(as_channels_by_positions(acts[n])) for n in names}
+        return {n: prototype(as_channels_by_positions(acts[n])) for n in spec.class_layer_names}
+
+
+def layer_losses(model, spec, image, prototypes: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The final image's unweighted sort-matching loss at each hooked class layer, against its
+    class's prototypes (as VITAL's objective computes it, without jitter)."""
+    with torch.no_grad(), capture_outputs(model, list(prototypes)) as acts:
         model(spec.preprocess(image)[None])
-        return {n: float(sort_match_loss(as_channels_by_positions(acts[n]), prototypes[n][None])) for n in names}
+        return {n: float(sort_match_loss(as_channels_by_positions(acts[n]), p[None])) for n, p in prototypes.items()}
 
 
 def main() -> int:
@@ -63,8 +67,8 @@ def main() -> int:
     missing = [str(p) for p in reference_files.values() if not p.is_file()]
     if missing:
         raise SystemExit(f"layer_weights: no stage-1 references at {', '.join(missing)} (see this script's docstring)")
-    references = {w: read_json(p)["references"] for w, p in reference_files.items()}
     spec, model, judge = get_spec(MODEL), load_model(MODEL), load_model(HELD_OUT)
+    prototypes = {w: class_prototypes(model, spec, read_json(p)["references"]) for w, p in reference_files.items()}
     vital_settings = yaml.safe_load(SAMPLE_CONFIG.read_text())["generate"]["vital"]  # the sample's warm-up
     vital_settings.pop("steps", None)
     base = {layer.name: layer.weight for layer in spec.class_layers}
@@ -82,7 +86,7 @@ def main() -> int:
         seconds = time.perf_counter() - start
         images[name] = [fv.image for fv in fvs]
         row = score(name, images[name], wnids, nets, real, args.bootstrap, args.seed)
-        losses = [layer_losses(model, spec, fv.image, references[w]) for fv, w in zip(fvs, wnids)]
+        losses = [layer_losses(model, spec, fv.image, prototypes[w]) for fv, w in zip(fvs, wnids)]
         row["weights"] = weights
         row["layer_loss"] = {n: round(sum(l[n] for l in losses) / len(losses), 4) for n in base}
         row["seconds"] = round(seconds, 1)
