@@ -73,3 +73,46 @@ def test_vital_names_the_images_whose_target_has_no_relevance_on_them():
         assert grad[0].abs().max() == 0 and grad[1].abs().max() > 0
     assert objective.diagnostics() == [{"zero_relevance_steps": 3, "steps": 3}, {"zero_relevance_steps": 0, "steps": 3}]
     assert VitalObjective(model, [HookedLayer("0", 1.0)], prototypes).diagnostics() is None  # plain VITAL
+
+
+def test_dead_relevance_match_activations_gives_a_dead_image_plain_vitals_loss_and_leaves_live_ones():
+    """`dead_relevance: match_activations`: the image whose target is dead gets plain activation
+    matching (the loss and gradient of VITAL without relevance); the live image keeps its relevance
+    weights exactly. The default (the authors') leaves the dead image without gradient (above)."""
+    from vitalstudy.fv.vital import VitalObjective
+    from vitalstudy.models.registry import HookedLayer
+
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1))
+    layers = [HookedLayer("0", 1.0)]
+    prototypes = {"0": torch.randn(2, 4, 64, generator=g)}
+    importance = {"0": torch.rand(2, 4, generator=g)}
+
+    def relevance(x, names, start):
+        maps = torch.rand(x.shape[0], 4, 8, 8, generator=torch.Generator().manual_seed(1))
+        maps[0] = 0
+        return {"0": maps}
+
+    x = torch.randn(2, 3, 8, 8, generator=g, requires_grad=True)
+
+    def loss_and_grad(objective):
+        loss = objective(x)
+        return loss.detach(), torch.autograd.grad(loss.sum(), x)[0]
+
+    for on in ("error", "features"):
+        fallback = VitalObjective(model, layers, prototypes, relevance, None, importance, on, "match_activations")
+        authors = VitalObjective(model, layers, prototypes, relevance, None, importance, on)
+        plain = VitalObjective(model, layers, prototypes, None, None, importance if on == "error" else None, on)
+        (loss, grad), (loss_a, grad_a) = loss_and_grad(fallback), loss_and_grad(authors)
+        if on == "features":  # the features reading carries importance in the weights: compare by hand
+            with torch.no_grad():
+                features = model(x) * importance["0"][:, :, None, None]
+            from vitalstudy.fv.sortmatch import as_channels_by_positions, sort_match_loss
+            expected = sort_match_loss(as_channels_by_positions(features), prototypes["0"])
+            assert torch.allclose(loss[0], expected[0])
+        else:
+            loss_p, grad_p = loss_and_grad(plain)
+            assert torch.allclose(loss[0], loss_p[0]) and torch.allclose(grad[0], grad_p[0])
+        assert grad[0].abs().max() > 0 and grad_a[0].abs().max() == 0
+        assert torch.equal(loss[1], loss_a[1]) and torch.equal(grad[1], grad_a[1])
+        assert fallback.diagnostics()[0]["zero_relevance_steps"] == 1  # still counted

@@ -48,13 +48,17 @@ class VitalObjective:
     With relevance, an image whose target has no relevance at all (its channel is inactive on the
     synthetic image, e.g. a dead ReLU on the noise start) gets no sort-matching gradient, in the
     authors' code as here; `diagnostics` counts those steps per image so the sidecar and the log
-    say so instead of leaving a flat loss trace to be found."""
+    say so instead of leaving a flat loss trace to be found. `dead_relevance: match_activations`
+    (not the authors') gives such an image weights of 1, plain activation matching, until its
+    target turns on."""
 
     def __init__(self, model, layers: list[HookedLayer], prototypes: dict[str, torch.Tensor],
                  relevance: RelevanceMaps | None = None, start: Start | None = None,
-                 importance: dict[str, torch.Tensor] | None = None, importance_on: str = "error"):
+                 importance: dict[str, torch.Tensor] | None = None, importance_on: str = "error",
+                 dead_relevance: str = "no_gradient"):
         self.model, self.layers, self.prototypes = model, layers, prototypes
         self.relevance, self.start, self.importance, self.importance_on = relevance, start, importance, importance_on
+        self.dead_relevance = dead_relevance
         self.calls, self.zero_relevance = 0, None  # steps seen; per image, steps with no relevance (on device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,6 +70,9 @@ class VitalObjective:
             dead = (~alive).long()
             self.zero_relevance = dead if self.zero_relevance is None else self.zero_relevance + dead
             self.calls += 1
+            if self.dead_relevance == "match_activations":
+                weights = {n: _unit_where(~alive, w, on_features[n] if on_features else None)
+                           for n, w in weights.items()}
         with capture_outputs(self.model, names) as acts:
             self.model(x)
         total = torch.zeros(x.shape[0], device=x.device)
@@ -81,6 +88,16 @@ class VitalObjective:
         if self.zero_relevance is None:
             return None
         return [{"zero_relevance_steps": int(n), "steps": self.calls} for n in self.zero_relevance.tolist()]
+
+
+def _unit_where(dead: torch.Tensor, weights: torch.Tensor, importance: torch.Tensor | None) -> torch.Tensor:
+    """`weights` with the images in `dead` (B,) set to 1 (times `importance` when the features
+    reading carries it in the weights); a select, not a branch, so no device sync."""
+    unit = torch.ones_like(weights)
+    if importance is not None:
+        unit = unit * importance.to(weights).view((-1, weights.shape[1], 1, 1) if weights.dim() == 4
+                                                  else (-1, 1, weights.shape[2]))
+    return torch.where(dead.view(-1, *[1] * (weights.dim() - 1)), unit, weights)
 
 
 def relevance_weights(relevance: RelevanceMaps, x: torch.Tensor, names: list[str], start: Start,
@@ -107,6 +124,7 @@ def weights_from_relevance(raw: dict[str, torch.Tensor],
 
 IMPORTANCE_ON = ("error", "features")
 IMPORTANCE_NORMALISED = ("per_reference", "after_mean")
+DEAD_RELEVANCE = ("no_gradient", "match_activations")
 
 
 def relevance_peaks(relevance: torch.Tensor) -> torch.Tensor:
@@ -154,7 +172,9 @@ class VitalMethod:
         if self.importance_on not in IMPORTANCE_ON or self.importance_normalised not in IMPORTANCE_NORMALISED:
             raise VitalStudyError(f"vital importance {importance}: applied_to one of {IMPORTANCE_ON}, "
                                   f"normalised one of {IMPORTANCE_NORMALISED}")
-        self.stem_pool = config["stem_pool"]
+        self.stem_pool, self.dead_relevance = config["stem_pool"], config["dead_relevance"]
+        if self.dead_relevance not in DEAD_RELEVANCE:
+            raise VitalStudyError(f"vital dead_relevance {self.dead_relevance!r}: one of {DEAD_RELEVANCE}")
         self.relevance = RelevanceMaps(spec, model, self.attribution, self.stem_pool) if self.attribution else None
 
     def group_key(self, target: Target) -> str:
@@ -231,14 +251,15 @@ class VitalMethod:
         if self.relevance is not None:
             importance = {l.name: torch.stack([s["importance"][l.name] for s in stats]).to(self.device) for l in layers}
             start = _start_for(targets)
-        objective = VitalObjective(self.model, layers, prototypes, self.relevance, start, importance, self.importance_on)
+        objective = VitalObjective(self.model, layers, prototypes, self.relevance, start, importance, self.importance_on,
+                                   self.dead_relevance)
         aux = self.aux_weight(targets[0])
         cfg = self.config
         settings = loop_settings(cfg, optimizer="adam", schedule="cosine", tv_weight=aux, l2_weight=aux)
         hyper = {"layers": {l.name: l.weight for l in layers}, "aux_weight": aux, "jitter": int(cfg["jitter"]),
                  "attribution": self.attribution, "relevance_start": start.kind if start else None,
                  **({"importance": {"applied_to": self.importance_on, "normalised": self.importance_normalised},
-                     "stem_pool": self.stem_pool} if self.relevance else {}),
+                     "stem_pool": self.stem_pool, "dead_relevance": self.dead_relevance} if self.relevance else {}),
                  "parameterisation": "normalised pixels, N(0,1) init, clamped to [0,1] pixels",
                  "loop": settings.as_dict()}
         return Plan(NormalisedPixels(self.spec, self.spec.input_size), [RollJitter(int(cfg["jitter"]))],
