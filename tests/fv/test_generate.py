@@ -143,3 +143,9 @@ def test_concept_direction_target_end_to_end(tmp_path):
                       torch.device("cpu"), batch_size=1, concepts=concepts, log=lambda *_: None)
     sidecar = json.loads(open(result.records[0]["json"]["path"]).read())
     assert sidecar["target"]["kind"] == "concept" and sidecar["hyperparameters"]["relevance_start"] == "direction"
+    from vitalstudy.errors import VitalStudyError
+
+    with pytest.raises(VitalStudyError, match="activate_target needs a class or channel target"):
+        run_job(tmp_path, "efficientnet_lite0", "vital_lrp", ["concept-stripes"], 0,
+                {**config, "dead_relevance": "activate_target"},
+                torch.device("cpu"), batch_size=1, concepts=concepts, log=lambda *_: None)

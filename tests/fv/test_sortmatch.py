@@ -116,3 +116,34 @@ def test_dead_relevance_match_activations_gives_a_dead_image_plain_vitals_loss_a
         assert grad[0].abs().max() > 0 and grad_a[0].abs().max() == 0
         assert torch.equal(loss[1], loss_a[1]) and torch.equal(grad[1], grad_a[1])
         assert fallback.diagnostics()[0]["zero_relevance_steps"] == 1  # still counted
+
+
+def test_dead_relevance_activate_target_raises_a_dead_channel_through_its_pre_activation():
+    """`dead_relevance: activate_target`: the dead image's loss gains minus its channel's mean
+    *before* the closing ReLU (whose output has no gradient when the channel is off everywhere), so
+    its gradient is that activation's; the live image is exactly the default's."""
+    from vitalstudy.fv.relevance import Start
+    from vitalstudy.fv.vital import VitalObjective
+    from vitalstudy.models.registry import HookedLayer
+
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()))
+    layers, start = [HookedLayer("0", 1.0)], Start("channel", layer="0", indices=(2, 1))
+    prototypes = {"0": torch.randn(2, 4, 64, generator=g)}
+
+    def relevance(x, names, start):
+        maps = torch.rand(x.shape[0], 4, 8, 8, generator=torch.Generator().manual_seed(1))
+        maps[0] = 0
+        return {"0": maps}
+
+    x = torch.randn(2, 3, 8, 8, generator=g, requires_grad=True)
+    woken = VitalObjective(model, layers, prototypes, relevance, start, dead_relevance="activate_target")
+    authors = VitalObjective(model, layers, prototypes, relevance, start)
+    loss, loss_a = woken(x), authors(x)
+    grad, = torch.autograd.grad(loss.sum(), x)
+    grad_a, = torch.autograd.grad(loss_a.sum(), x)
+    pre_mean = model[0][0](x)[0, 2].mean()  # image 0's target: channel 2, before the ReLU
+    expected_grad, = torch.autograd.grad(-pre_mean, x)
+    assert torch.allclose(loss[0], loss_a[0] - pre_mean)
+    assert torch.allclose(grad[0], expected_grad[0]) and grad[0].abs().max() > 0
+    assert torch.equal(loss[1], loss_a[1]) and torch.equal(grad[1], grad_a[1])

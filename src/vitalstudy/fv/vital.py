@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -32,7 +33,7 @@ from vitalstudy.fv.registry import get_method
 from vitalstudy.fv.relevance import RelevanceMaps, Start, minmax
 from vitalstudy.layout import RunLayout
 from vitalstudy.fv.sortmatch import as_channels_by_positions, prototype, sort_match_loss
-from vitalstudy.models.features import capture_outputs
+from vitalstudy.models.features import capture_outputs, capture_pre_activation, channel_means
 from vitalstudy.models.registry import HookedLayer, ModelSpec
 from vitalstudy.targets import Target
 
@@ -48,9 +49,11 @@ class VitalObjective:
     With relevance, an image whose target has no relevance at all (its channel is inactive on the
     synthetic image, e.g. a dead ReLU on the noise start) gets no sort-matching gradient, in the
     authors' code as here; `diagnostics` counts those steps per image so the sidecar and the log
-    say so instead of leaving a flat loss trace to be found. `dead_relevance: match_activations`
-    (not the authors') gives such an image weights of 1, plain activation matching, until its
-    target turns on."""
+    say so instead of leaving a flat loss trace to be found. Two readings that are not the authors'
+    (`dead_relevance`) act on such an image until its target turns on: `match_activations` gives it
+    weights of 1 (plain activation matching); `activate_target` adds minus its target's activation
+    (the class logit, or the channel mean before the layer's closing ReLU, which has a gradient
+    where the ReLU's output has none)."""
 
     def __init__(self, model, layers: list[HookedLayer], prototypes: dict[str, torch.Tensor],
                  relevance: RelevanceMaps | None = None, start: Start | None = None,
@@ -73,9 +76,13 @@ class VitalObjective:
             if self.dead_relevance == "match_activations":
                 weights = {n: _unit_where(~alive, w, on_features[n] if on_features else None)
                            for n, w in weights.items()}
-        with capture_outputs(self.model, names) as acts:
-            self.model(x)
+        wake = weights is not None and self.dead_relevance == "activate_target"
+        with capture_outputs(self.model, names) as acts, \
+                (capture_pre_activation(self.model, self.start.layer) if wake and self.start.layer else nullcontext({})) as pre:
+            logits = self.model(x)
         total = torch.zeros(x.shape[0], device=x.device)
+        if wake:
+            total = total - (~alive).to(total) * _target_activation(self.start, logits, pre)
         for layer in self.layers:
             features = acts[layer.name] if weights is None else acts[layer.name] * weights[layer.name]
             on_error = None if self.importance is None or self.importance_on != "error" else self.importance[layer.name]
@@ -88,6 +95,15 @@ class VitalObjective:
         if self.zero_relevance is None:
             return None
         return [{"zero_relevance_steps": int(n), "steps": self.calls} for n in self.zero_relevance.tolist()]
+
+
+def _target_activation(start: Start, logits: torch.Tensor, pre: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per image, the activation its relevance starts from: the class logit or the channel mean
+    (pre-activation where the layer closes with a ReLU)."""
+    index = torch.tensor(start.indices, device=logits.device)
+    rows = torch.arange(len(index), device=logits.device)
+    source = logits if start.kind == "class" else channel_means(pre[start.layer])
+    return source[rows, index]
 
 
 def _unit_where(dead: torch.Tensor, weights: torch.Tensor, importance: torch.Tensor | None) -> torch.Tensor:
@@ -124,7 +140,7 @@ def weights_from_relevance(raw: dict[str, torch.Tensor],
 
 IMPORTANCE_ON = ("error", "features")
 IMPORTANCE_NORMALISED = ("per_reference", "after_mean")
-DEAD_RELEVANCE = ("no_gradient", "match_activations")
+DEAD_RELEVANCE = ("no_gradient", "match_activations", "activate_target")
 
 
 def relevance_peaks(relevance: torch.Tensor) -> torch.Tensor:
@@ -251,6 +267,9 @@ class VitalMethod:
         if self.relevance is not None:
             importance = {l.name: torch.stack([s["importance"][l.name] for s in stats]).to(self.device) for l in layers}
             start = _start_for(targets)
+            if start.kind == "direction" and self.dead_relevance == "activate_target":
+                raise VitalStudyError("generate.vital.dead_relevance: activate_target needs a class or channel target; "
+                                      "concept directions have no single activation to raise (use match_activations)")
         objective = VitalObjective(self.model, layers, prototypes, self.relevance, start, importance, self.importance_on,
                                    self.dead_relevance)
         aux = self.aux_weight(targets[0])
