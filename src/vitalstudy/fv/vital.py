@@ -111,9 +111,14 @@ def _unit_where(dead: torch.Tensor, weights: torch.Tensor, importance: torch.Ten
     reading carries it in the weights); a select, not a branch, so no device sync."""
     unit = torch.ones_like(weights)
     if importance is not None:
-        unit = unit * importance.to(weights).view((-1, weights.shape[1], 1, 1) if weights.dim() == 4
-                                                  else (-1, 1, weights.shape[2]))
+        unit = unit * _per_channel(importance, unit)
     return torch.where(dead.view(-1, *[1] * (weights.dim() - 1)), unit, weights)
+
+
+def _per_channel(importance: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, C) importance shaped to broadcast over `like`: (B, C, H, W) maps or (B, tokens, C)."""
+    shape = (-1, like.shape[1], 1, 1) if like.dim() == 4 else (-1, 1, like.shape[2])
+    return importance.to(like).view(shape)
 
 
 def relevance_weights(relevance: RelevanceMaps, x: torch.Tensor, names: list[str], start: Start,
@@ -132,8 +137,7 @@ def weights_from_relevance(raw: dict[str, torch.Tensor],
     for name, r in raw.items():
         w = minmax(r, dim=_position_dims(r))
         if importance is not None:
-            shape = (-1, w.shape[1], 1, 1) if w.dim() == 4 else (-1, 1, w.shape[2])
-            w = w * importance[name].to(w).view(shape)
+            w = w * _per_channel(importance[name], w)
         weights[name] = w.detach()
     return weights
 
