@@ -100,6 +100,39 @@ def test_crop_sampler_equals_horamas_optimization_step():
     assert torch.allclose(ours.grad, theirs.grad, atol=1e-6 * theirs.grad.abs().max())
 
 
+@pytest.mark.parametrize("side, size, sides", [
+    (64, 32, (0.20, 0.25)),    # Horama's test geometry: one sample per bin
+    (224, 224, (0.25, 0.30)),  # the default views at Lite0's input
+    (128, 16, (0.30, 1.20)),   # boxes wider than 2x the output: up to 5 x 5 samples per bin
+    (50, 24, (0.00, 1.40)),    # boxes reaching past every edge, and ones under a pixel wide
+])
+def test_crop_and_resize_equals_torchvision_roi_align_then_antialiased_bicubic(side, size, sides):
+    """Our separable matrices are the same linear map as the two torchvision/PyTorch kernels
+    Horama calls: same crops, same image gradient, in float64 to 1e-12."""
+    import torch.nn.functional as F
+    from torchvision.ops import roi_align
+
+    from vitalstudy.fv.transforms import crop_and_resize
+
+    g = torch.Generator().manual_seed(side + size)
+    centres = torch.rand(6, 2, generator=g, dtype=torch.float64) * 1.4 - 0.2
+    half = (torch.rand(6, 1, generator=g, dtype=torch.float64) * (sides[1] - sides[0]) + sides[0]) / 2
+    boxes = torch.cat([centres - half, centres + half], dim=1)
+    image = torch.randn(6, 3, side, side, generator=g, dtype=torch.float64)
+    upstream = torch.randn(6, 3, size, size, generator=g, dtype=torch.float64)
+
+    def theirs(x):
+        rois = torch.cat([torch.arange(6, dtype=x.dtype)[:, None], boxes * side], dim=1)
+        crops = roi_align(x, rois, output_size=(2 * size, 2 * size))
+        return F.interpolate(crops, size=(size, size), mode="bicubic", align_corners=True, antialias=True)
+
+    ours, g_ours = _grad(lambda x: crop_and_resize(x, boxes, size) * upstream, image)
+    ref, g_ref = _grad(lambda x: theirs(x) * upstream, image)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    assert torch.allclose(g_ours, g_ref, atol=1e-12)
+    assert g_ref.abs().max() > 0
+
+
 def test_crop_boxes_follow_horamas_distribution_and_the_paper_reading_is_a_key():
     from vitalstudy.fv.transforms import MacoViews
 
