@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from metrics_helpers import MODEL
+from vitalstudy.fv.registry import METHODS
 from vitalstudy.metrics import tables
 from vitalstudy.metrics.longformat import row, unavailable
 
@@ -73,14 +74,21 @@ def test_not_applicable_and_not_run_cells(paper, metrics_config):
     assert pii["Acc. top-1 % (ours)"] == "not run" and pii["FID, own features (paper, vit_l_16)"] == "537.32"
 
 
-def test_a_kind_the_config_narrows_away_is_not_run_and_says_why(paper, metrics_config):
-    config = metrics_config | {"generate": {"methods": ["vital", "vital_lrp"], "seeds": [0],
-                                            "target_kinds": {"vital_lrp": ["neuron"]}}}
+def test_a_kind_the_config_narrows_away_has_no_row_unless_the_paper_has_one_and_the_caption_says_why(
+        paper, metrics_config, tmp_path):
+    config = metrics_config | {"generate": {"methods": ["vital", "vital_lrp", "fourier"], "seeds": [0],
+                                            "target_kinds": {"vital_lrp": ["neuron"], "fourier": ["class"]}}}
     specs = {s.number: s for s in tables.table_specs(MODEL)}
-    lrp = tables.build_table(specs[1], _rows(), paper, config).set_index("method").loc["VITAL (LRP relevance)"]
-    assert lrp["Acc. top-1 % (ours)"] == "not run" and "generate.target_kinds.vital_lrp is [neuron]" in lrp["notes"]
+    t1 = tables.build_table(specs[1], _rows(), paper, config).set_index("method")
+    assert "VITAL (LRP relevance)" not in t1.index and "VITAL" in t1.index  # the paper's Table 1 has no LRP row
+    text = tables.write_table(specs[1], t1.reset_index(), config, tmp_path)[1].read_text()
+    assert "VITAL (LRP relevance) has no row: generate.target_kinds.vital_lrp is [neuron]." in text
     t3 = tables.build_table(specs[3], _rows(), paper, config).set_index("method")
     assert t3.loc["VITAL (LRP relevance)", "AUC (ours)"] == "0.6123"  # Table 3 is the kind it runs
+    fourier = t3.loc[METHODS["fourier"].title]  # narrowed, but the paper reports it: the row stays
+    assert fourier["AUC (ours)"] == "not run" and "generate.target_kinds.fourier is [class]" in fourier["notes"]
+    assert fourier["AUC (paper, resnet50)"] != "—"
+    assert "has no row" not in tables.caption(specs[3], config)
 
 
 def test_table3_and_table5(paper, metrics_config):

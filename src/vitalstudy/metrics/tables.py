@@ -6,7 +6,8 @@ A model the paper did not evaluate (the offline EfficientNet-Lite0) is compared 
 `metrics.tables.paper_model` rows, and the table says so in every row. Cells: a number with its
 bootstrap CI in brackets; `unavailable` (the reason in the row's notes) when an asset was missing;
 `n/a` when the method cannot run on the model; `not run` for paper setups this run did not produce;
-`—` where the paper has no value.
+`—` where the paper has no value. A method that `generate.target_kinds` keeps off a table's kind
+and that the paper has no row for there (VITAL-LRP in Table 1) gets no row: the caption names it.
 """
 
 from __future__ import annotations
@@ -131,13 +132,22 @@ def _methods(spec: TableSpec, config: dict, paper: pd.DataFrame, paper_model: st
     return real + ours + [m for m in dict.fromkeys(theirs) if m not in ours and m != "real"]
 
 
+def left_out(spec: TableSpec, config: dict, paper: pd.DataFrame) -> list[str]:
+    """Methods the run has but keeps off this table's kind, where the paper has no row for them
+    either: a row for them would be empty by the config's choice, so the caption names them."""
+    in_paper = set(paper[paper["table"] == spec.number]["method"])
+    return [m for m in config["generate"]["methods"]
+            if not runs_kind(config["generate"], m, spec.kind) and m not in in_paper]
+
+
 def build_table(spec: TableSpec, rows: pd.DataFrame, paper: pd.DataFrame, config: dict) -> pd.DataFrame:
     lines = []
+    omitted = set(left_out(spec, config, paper))
     class_count = config["references"]["class_count"]
     for model in config["models"]["targets"]:
         paper_model = _paper_model(paper, spec.number, model, config["metrics"]["tables"]["paper_model"])
         model_label = model if paper_model == model else f"{model} (paper: {paper_model})"
-        for method in _methods(spec, config, paper, paper_model):
+        for method in [m for m in _methods(spec, config, paper, paper_model) if m not in omitted]:
             paper_setups = _paper_rows(paper, spec.number, paper_model, method) or [("", None)]
             reason = METHODS[method].not_applicable(get_spec(model), spec.kind) if method in METHODS else None
             configured = method in config["generate"]["methods"]
@@ -187,9 +197,12 @@ def to_latex(frame: pd.DataFrame, caption: str) -> str:
 
 
 def caption(spec: TableSpec, config: dict) -> str:
+    omitted = "".join(f" {METHODS[m].title} has no row: generate.target_kinds.{m} is "
+                      f"[{', '.join(method_kinds(config['generate'], m))}]."
+                      for m in left_out(spec, config, paper_numbers()))
     return (f"Table {spec.number}-shaped: {spec.title}. Ours: run '{config['run']}', seeds "
             f"{config['generate']['seeds']}, values with {config['metrics']['bootstrap']['confidence']:.0%} "
-            f"bootstrap CIs in brackets. Paper: Görgün, Schiele, Fischer (2025), Table {spec.number}, "
+            f"bootstrap CIs in brackets.{omitted} Paper: Görgün, Schiele, Fischer (2025), Table {spec.number}, "
             f"cited per row.")
 
 
