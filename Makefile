@@ -34,7 +34,7 @@ lint: $(VENV)/.installed
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/lint-workflow.py
 
 dryrun: $(VENV)/.installed
-	for c in config/config.yaml config/sample.yaml config/paper.yaml; do \
+	for c in config/config.yaml config/demo-full.yaml config/sample.yaml config/paper.yaml; do \
 	  PATH="$(abspath $(VENV))/bin:$$PATH" snakemake -n --quiet rules --configfile $$c || exit 1; done
 
 # After changing dependencies in pyproject.toml: re-resolve every pinned version (with hashes) for

@@ -21,7 +21,8 @@ def _with(path: str, value):
 
 
 def test_shipped_configs_validate(repo, monkeypatch, tmp_path):
-    resolved = cfg.load([repo / "config" / "config.yaml"])
+    assert cfg.load([repo / "config" / "config.yaml"])["references"]["patch"] == {"size": 64, "stride": 64}
+    resolved = cfg.load([repo / "config" / "demo-full.yaml"])
     assert resolved["references"]["patch"] == {"size": 64, "stride": 32}  # schema defaults filled in
     monkeypatch.setenv("VITALSTUDY_SAMPLE_DIR", str(tmp_path))
     assert cfg.load([repo / "config" / "sample.yaml"])["images"]["path"] == str(tmp_path)

@@ -21,7 +21,8 @@ def _snakemake(repo: Path, *args: str, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([*SNAKEMAKE, *args], cwd=repo, capture_output=True, text=True, env=env, timeout=1800)
 
 
-@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/sample.yaml", "config/paper.yaml"])
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/demo-full.yaml", "config/sample.yaml",
+                                        "config/paper.yaml"])
 def test_dry_run_lists_jobs(repo, configfile, imagenet_sample, tmp_path):
     result = _snakemake(repo, "-n", "--forceall", "--configfile", configfile, "--directory", str(repo),
                         env={"VITALSTUDY_SAMPLE_DIR": str(imagenet_sample), "IMAGENET_ROOT": str(tmp_path)})

@@ -34,6 +34,12 @@ def demo():
 
 
 @pytest.fixture(scope="module")
+def full():
+    """The full demo (six classes, a circuit, accentuations) under the demo's run name."""
+    return plan_of("demo-full", run="demo")
+
+
+@pytest.fixture(scope="module")
 def paper():
     return plan_of("paper")
 
@@ -60,8 +66,9 @@ def test_demo_jobs_run_the_kinds_each_method_runs(demo):
     assert list(by_method) == ["vital", "vital_lrp", "fourier", "maco", "deepinversion"]
     neurons = [f"head_c{c}" for c in demo.config["targets"]["neurons"][0]["channels"]]
     assert by_method.pop("deepinversion") == classes  # DeepInversion serves class targets only
-    assert by_method.pop("vital_lrp") == neurons  # generate.target_kinds narrows it to Table 3's neurons
-    assert all(targets == classes + neurons for targets in by_method.values())  # the others also Table 3's neurons
+    # generate.target_kinds: each VITAL runs the kind of the paper's table it stands in (1 and 3)
+    assert by_method.pop("vital") == classes and by_method.pop("vital_lrp") == neurons
+    assert all(targets == classes + neurons for targets in by_method.values())  # Fourier, MACO: both tables
     assert demo.model_threads == 2 and demo.gpu == 1  # device auto: model jobs declare a GPU (from the config)
 
 
@@ -73,20 +80,20 @@ def test_fv_records_are_looked_up_and_missing_ones_named(demo):
         demo.fv_records([("efficientnet_lite0", "vital", "n01440764", 7)], "figure")
 
 
-def test_job_inputs_settings_and_outputs(demo):
+def test_job_inputs_settings_and_outputs(full):
     wc = Wildcards(model="efficientnet_lite0", method="vital", seed="0", batch="000")
-    assert demo.generation_inputs(wc) == ["results/demo/01_references/efficientnet_lite0/_jobs/b000.json"]
+    assert full.generation_inputs(wc) == ["results/demo/01_references/efficientnet_lite0/_jobs/b000.json"]
     maco = Wildcards(model="efficientnet_lite0", method="maco", seed="0", batch="000")
-    assert demo.generation_inputs(maco) == ["results/demo/02_fv/_assets/maco_spectrum_224.npz"]
-    assert demo.generation_inputs(Wildcards(**{**vars(maco), "method": "fourier"})) == []
-    settings = json.loads(demo.generation_config(maco))["generate"]
+    assert full.generation_inputs(maco) == ["results/demo/02_fv/_assets/maco_spectrum_224.npz"]
+    assert full.generation_inputs(Wildcards(**{**vars(maco), "method": "fourier"})) == []
+    settings = json.loads(full.generation_config(maco))["generate"]
     assert set(settings) == {"batch_size", "checkpoint_every", "mixed_precision", "maco"}
-    outputs = demo.all_outputs()
+    outputs = full.all_outputs()
     assert len(outputs) == len(set(outputs))
     assert "results/demo/03_metrics/tables/table1.csv" in outputs
     assert "results/demo/06_figures/efficientnet_lite0/circuits.png" in outputs
     assert "results/demo/05_responses/demo/text_similarity.csv" in outputs
-    assert set(demo.generation_outputs()) <= set(outputs)
+    assert set(full.generation_outputs()) <= set(outputs)
 
 
 def test_metrics_and_study_inputs_are_job_records(demo):
@@ -98,23 +105,23 @@ def test_metrics_and_study_inputs_are_job_records(demo):
     assert "results/demo/00_index/images.csv" in files or any("01_references" in f for f in files)
 
 
-def test_reference_jobs_batch_each_models_targets(demo):
+def test_reference_jobs_batch_each_models_targets(full):
     """One selection job per references.targets_per_job targets of a model (not one per target);
     later stages depend on the record of the job that selects a target's references."""
-    [job] = demo.reference_jobs
-    assert job.targets == tuple(demo.targets_of("efficientnet_lite0"))
+    [job] = full.reference_jobs
+    assert job.targets == tuple(full.targets_of("efficientnet_lite0"))
     assert job.record == "results/demo/01_references/efficientnet_lite0/_jobs/b000.json"
-    assert demo.references_outputs() == [job.record]
+    assert full.references_outputs() == [job.record]
     wc = Wildcards(model="efficientnet_lite0", batch="000")
-    assert demo.selection_targets_arg(wc) == " ".join(job.targets)
+    assert full.selection_targets_arg(wc) == " ".join(job.targets)
     neurons = [t for t in job.targets if t.startswith("head_c")]
-    assert neurons and demo.patch_scores(wc) == ["results/demo/01_references/efficientnet_lite0/_patch_scores/head.npz"]
-    assert demo.patch_scores_option(wc) == "--patch-scores head=results/demo/01_references/efficientnet_lite0/_patch_scores/head.npz"
-    assert demo.neuron_references(Wildcards(model="efficientnet_lite0")) == [job.record]
+    assert neurons and full.patch_scores(wc) == ["results/demo/01_references/efficientnet_lite0/_patch_scores/head.npz"]
+    assert full.patch_scores_option(wc) == "--patch-scores head=results/demo/01_references/efficientnet_lite0/_patch_scores/head.npz"
+    assert full.neuron_references(Wildcards(model="efficientnet_lite0")) == [job.record]
     with pytest.raises(PlanError, match="figure needs the references of efficientnet_lite0/n01440764, which no"):
-        demo.reference_records("efficientnet_lite0", ["n01440764"], "figure")
+        full.reference_records("efficientnet_lite0", ["n01440764"], "figure")
 
-    small = plan_of("config", references={**demo.config["references"], "targets_per_job": 3})
+    small = plan_of("demo-full", run="demo", references={**full.config["references"], "targets_per_job": 3})
     assert [len(j.targets) for j in small.reference_jobs] == [3, 3, 2]
     assert [j.batch for j in small.reference_jobs] == ["000", "001", "002"]
     assert [t for j in small.reference_jobs for t in j.targets] == list(job.targets)
@@ -152,10 +159,10 @@ def test_paper_reference_jobs_cover_every_target_once(paper):
     assert len(paper.reference_jobs) < 100  # the paper's ~5000 targets in ~50 jobs
 
 
-def test_circuits_read_the_checkpoint(demo, tmp_path):
+def test_circuits_read_the_checkpoint(full, tmp_path):
     circuit = tmp_path / "c.json"
     circuit.write_text(json.dumps({"channels": [{"target": "head_c7"}, {"target": "head_c9"}]}))
-    plan = WorkflowPlan(demo.config, circuit_file=lambda model, wnid: circuit, spec_root=REPO / "study")
+    plan = WorkflowPlan(full.config, circuit_file=lambda model, wnid: circuit, spec_root=REPO / "study")
     assert {j.method for j in plan.circuit_jobs} == {"vital", "vital_lrp", "fourier", "maco"}  # the neuron-serving ones
     wc = Wildcards(model="efficientnet_lite0", method="vital", seed="0", wnid="n07920052")
     assert plan.circuit_job_targets_arg(wc) == "head_c7 head_c9"
@@ -217,17 +224,17 @@ def test_target_kinds_narrow_jobs_circuits_grids_and_planned_images():
                 {j.method for j in plan.circuit_jobs}, plan.grid_methods("classes"), plan.grid_methods("neurons"),
                 {k.target for k in keys if k.method == "vital"})
 
-    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    base = yaml.safe_load((REPO / "config" / "demo-full.yaml").read_text())
     classes = set(base["targets"]["classes"])
     neurons = {f"head_c{c}" for c in base["targets"]["neurons"][0]["channels"]}
     narrowed = dict(base, generate={**base["generate"], "target_kinds": {"vital": ["neuron"], "fourier": ["class"]}})
-    vital, fourier, circuit_methods, class_rows, neuron_rows, vital_images = runs(plan_of("config", **narrowed))
+    vital, fourier, circuit_methods, class_rows, neuron_rows, vital_images = runs(plan_of("demo-full", **narrowed))
     assert vital == vital_images == neurons and fourier == classes
     assert circuit_methods == {"vital", "vital_lrp", "maco"}  # circuits are inner neurons: Fourier no longer runs them
     assert "vital" not in class_rows and "fourier" in class_rows and "deepinversion" not in neuron_rows
     assert "accentuation" not in class_rows + neuron_rows  # accentuations have their own figure
     widened = dict(base, generate={**base["generate"], "target_kinds": {}})
-    vital, fourier, circuit_methods, class_rows, neuron_rows, vital_images = runs(plan_of("config", **widened))
+    vital, fourier, circuit_methods, class_rows, neuron_rows, vital_images = runs(plan_of("demo-full", **widened))
     assert vital == fourier == vital_images == classes | neurons and "vital_lrp" in class_rows
     assert circuit_methods == {"vital", "vital_lrp", "fourier", "maco"}
 
